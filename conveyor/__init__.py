@@ -1,0 +1,56 @@
+"""Conveyor: framework-neutral ML pipelines.
+
+Example::
+
+    from conveyor import component, Input, Output, Param, Pipeline, LocalRunner
+    from conveyor.types import Examples, Model
+
+    @component
+    def Trainer(examples: Input[Examples], model: Output[Model], epochs: Param[int] = 10):
+        ...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conveyor.dsl import (
+    Importer,
+    Input,
+    LatestArtifact,
+    LatestBlessedModel,
+    Output,
+    Param,
+    Pipeline,
+    Resolver,
+    component,
+)
+from conveyor.types import ConveyorError
+
+if TYPE_CHECKING:
+    from conveyor.orchestration import LocalRunner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConveyorError",
+    "Importer",
+    "Input",
+    "LatestArtifact",
+    "LatestBlessedModel",
+    "LocalRunner",
+    "Output",
+    "Param",
+    "Pipeline",
+    "Resolver",
+    "component",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner pulls in SQLAlchemy; load it on first use so `import conveyor` stays fast.
+    if name == "LocalRunner":
+        from conveyor.orchestration import LocalRunner
+
+        return LocalRunner
+    raise AttributeError(f"module 'conveyor' has no attribute {name!r}")

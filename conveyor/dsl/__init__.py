@@ -1,0 +1,29 @@
+"""Writing pipelines: components, nodes, channels, resolvers and importers."""
+
+from conveyor.dsl.component import Component, ComponentSpec, Input, Output, Param, component
+from conveyor.dsl.node import Channel, Node
+from conveyor.dsl.pipeline import Pipeline
+from conveyor.dsl.resolver import (
+    Importer,
+    LatestArtifact,
+    LatestBlessedModel,
+    Resolver,
+    ResolverStrategy,
+)
+
+__all__ = [
+    "Channel",
+    "Component",
+    "ComponentSpec",
+    "Importer",
+    "Input",
+    "LatestArtifact",
+    "LatestBlessedModel",
+    "Node",
+    "Output",
+    "Param",
+    "Pipeline",
+    "Resolver",
+    "ResolverStrategy",
+    "component",
+]

@@ -1,0 +1,7 @@
+"""Running pipelines: the local runner, the launcher it shares with other runners, caching."""
+
+from conveyor.orchestration.launcher import Launcher
+from conveyor.orchestration.local_runner import LocalRunner, select_nodes
+from conveyor.orchestration.results import NODE_STATES, NodeResult, RunResult
+
+__all__ = ["NODE_STATES", "Launcher", "LocalRunner", "NodeResult", "RunResult", "select_nodes"]

@@ -1,0 +1,51 @@
+"""Artifact types and errors: the bottom layer everything else builds on."""
+
+from conveyor.types.artifacts import (
+    ARTIFACT_STATES,
+    Artifact,
+    ExampleAnomalies,
+    Examples,
+    ExampleStatistics,
+    HyperParameters,
+    InferenceResult,
+    InfraBlessing,
+    Model,
+    ModelBlessing,
+    ModelEvaluation,
+    ModelRun,
+    PushedModel,
+    Schema,
+    TransformGraph,
+    artifact_class,
+)
+from conveyor.types.errors import (
+    ConveyorError,
+    ExecutionError,
+    MetadataError,
+    PipelineDefinitionError,
+    ResolutionError,
+)
+
+__all__ = [
+    "ARTIFACT_STATES",
+    "Artifact",
+    "ConveyorError",
+    "ExampleAnomalies",
+    "ExampleStatistics",
+    "Examples",
+    "ExecutionError",
+    "HyperParameters",
+    "InferenceResult",
+    "InfraBlessing",
+    "MetadataError",
+    "Model",
+    "ModelBlessing",
+    "ModelEvaluation",
+    "ModelRun",
+    "PipelineDefinitionError",
+    "PushedModel",
+    "ResolutionError",
+    "Schema",
+    "TransformGraph",
+    "artifact_class",
+]

@@ -1,0 +1,178 @@
+"""Artifact types: typed, immutable outputs that live in a directory (their URI).
+
+Each type's docstring documents its on-disk layout. A user defines a type of their own
+by subclassing :class:`Artifact`; the class name is the type name in the metadata store
+unless ``TYPE_NAME`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ARTIFACT_STATES",
+    "Artifact",
+    "ExampleAnomalies",
+    "ExampleStatistics",
+    "Examples",
+    "HyperParameters",
+    "InferenceResult",
+    "InfraBlessing",
+    "Model",
+    "ModelBlessing",
+    "ModelEvaluation",
+    "ModelRun",
+    "PushedModel",
+    "Schema",
+    "TransformGraph",
+    "artifact_class",
+]
+
+#: PENDING while its execution runs; LIVE once published; ABANDONED when the execution
+#: failed or was killed; DELETED when ``conveyor gc`` removed its files.
+ARTIFACT_STATES = ("PENDING", "LIVE", "ABANDONED", "DELETED")
+
+
+class Artifact:
+    """An artifact: a directory at ``uri`` plus JSON-able ``properties``.
+
+    Inside a component, input artifacts are read-only; output artifacts arrive with an
+    empty directory at ``uri`` and writable ``properties``.
+
+    Example::
+
+        @component
+        def Count(examples: Input[Examples], report: Output[Artifact]):
+            report.properties["rows"] = 3
+    """
+
+    TYPE_NAME: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        uri: str = "",
+        *,
+        id: int | None = None,
+        properties: dict[str, Any] | None = None,
+        state: str = "PENDING",
+        name: str = "",
+    ) -> None:
+        self.uri = uri
+        self.id = id
+        self.properties: dict[str, Any] = dict(properties or {})
+        self.state = state
+        self.name = name
+
+    @classmethod
+    def type_name_of(cls) -> str:
+        return cls.TYPE_NAME or cls.__name__
+
+    @property
+    def type_name(self) -> str:
+        return self.type_name_of()
+
+    def __repr__(self) -> str:
+        return f"{self.type_name}(id={self.id}, uri={self.uri!r}, state={self.state})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Artifact)
+            and self.id is not None
+            and self.id == other.id
+            and self.type_name == other.type_name
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.type_name, self.id, self.uri))
+
+
+class Examples(Artifact):
+    """Rows of data, split into named parts.
+
+    Layout: ``{uri}/Split-{name}/part-*.parquet`` (or gzip TFRecord files of
+    tf.train.Example when ``payload_format`` is ``tfrecord_example``). Properties:
+    ``split_names``, ``payload_format``, ``span``, ``version`` and per-split row counts.
+    """
+
+
+class ExampleStatistics(Artifact):
+    """Per-split statistics: ``{uri}/Split-{name}/FeatureStats.pb``
+    (a TFMD ``DatasetFeatureStatisticsList``)."""
+
+
+class Schema(Artifact):
+    """A data schema: ``{uri}/schema.pbtxt`` (TFMD ``Schema`` in text format)."""
+
+
+class ExampleAnomalies(Artifact):
+    """Validation results: ``{uri}/Split-{name}/SchemaDiff.pb`` (TFMD ``Anomalies``)."""
+
+
+class TransformGraph(Artifact):
+    """A fitted, portable transform: ``{uri}/transform_fn/graph.json`` plus vocabulary files
+    under ``{uri}/transform_fn/assets/``."""
+
+
+class Model(Artifact):
+    """A model bundle: ``{uri}/manifest.json`` (framework, signature, sha256 of every file),
+    the model files, and a copy of the transform graph under ``{uri}/transform/``."""
+
+
+class ModelRun(Artifact):
+    """Training logs: ``{uri}/metrics.jsonl`` and framework logs such as TensorBoard files."""
+
+
+class HyperParameters(Artifact):
+    """Chosen hyperparameters: ``{uri}/best_hyperparameters.json``."""
+
+
+class ModelEvaluation(Artifact):
+    """Evaluation results: ``{uri}/metrics.json``, ``{uri}/metrics.parquet`` and plot data."""
+
+
+class ModelBlessing(Artifact):
+    """The Evaluator's verdict. Properties: ``blessed`` (bool), ``model_id`` and ``reasons``.
+    A marker file ``{uri}/BLESSED`` or ``{uri}/NOT_BLESSED`` mirrors TFX."""
+
+
+class InfraBlessing(Artifact):
+    """The InfraValidator's verdict: property ``blessed`` and ``{uri}/INFRA_BLESSED`` or
+    ``{uri}/INFRA_NOT_BLESSED``."""
+
+
+class PushedModel(Artifact):
+    """Where a model was pushed. Properties: ``pushed`` (bool), ``pushed_destination``,
+    ``pushed_version``."""
+
+
+class InferenceResult(Artifact):
+    """Batch predictions: ``{uri}/Split-{name}/part-*.parquet``."""
+
+
+_STANDARD: dict[str, type[Artifact]] = {
+    cls.type_name_of(): cls
+    for cls in (
+        Artifact,
+        Examples,
+        ExampleStatistics,
+        Schema,
+        ExampleAnomalies,
+        TransformGraph,
+        Model,
+        ModelRun,
+        HyperParameters,
+        ModelEvaluation,
+        ModelBlessing,
+        InfraBlessing,
+        PushedModel,
+        InferenceResult,
+    )
+}
+
+
+def artifact_class(type_name: str) -> type[Artifact]:
+    """The class for a stored type name; unknown (user) types come back as plain ``Artifact``
+    subclasses carrying that name, so reading a store never needs the user's code."""
+    if type_name in _STANDARD:
+        return _STANDARD[type_name]
+    return type(type_name, (Artifact,), {"TYPE_NAME": type_name})
