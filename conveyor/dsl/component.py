@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 import textwrap
 import types
 import typing
@@ -98,11 +99,12 @@ class Component:
         *,
         name: str | None = None,
         file_params: tuple[str, ...] = ("module_file",),
+        localns: dict[str, Any] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.file_params = file_params
-        self.spec = _read_spec(fn, self.name)
+        self.spec = _read_spec(fn, self.name, localns)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
         self._source_hash: str | None = None
@@ -156,9 +158,12 @@ def component(
     ``file_params`` names parameters that hold paths to user code (``module_file`` by
     default); the files' contents count toward the cache fingerprint.
     """
+    # The caller's locals resolve string annotations (`from __future__ import annotations`)
+    # that name types defined inside a function.
+    localns = dict(sys._getframe(1).f_locals)
     if fn is None:
-        return lambda f: Component(f, name=name, file_params=file_params)
-    return Component(fn, name=name, file_params=file_params)
+        return lambda f: Component(f, name=name, file_params=file_params, localns=localns)
+    return Component(fn, name=name, file_params=file_params, localns=localns)
 
 
 def code_fingerprint(fn: Callable[..., Any]) -> str:
@@ -172,10 +177,12 @@ def code_fingerprint(fn: Callable[..., Any]) -> str:
 
 
 # ---------------------------------------------------------------------- signature reading
-def _read_spec(fn: Callable[..., Any], name: str) -> ComponentSpec:
+def _read_spec(
+    fn: Callable[..., Any], name: str, localns: dict[str, Any] | None = None
+) -> ComponentSpec:
     where = f"{name} ({_location(fn)})"
     try:
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = typing.get_type_hints(fn, localns=localns, include_extras=True)
     except NameError as exc:
         raise PipelineDefinitionError(
             f"Cannot read the type hints of component {where}: {exc}. Define the artifact types "

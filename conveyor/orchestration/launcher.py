@@ -222,7 +222,8 @@ class Launcher:
             done.outputs = {k: [a] for k, a in prepared.outputs.items()}
         else:
             if result is not None:
-                done.error, detail = result["error"], result.get("traceback") or result["error"]
+                done.error = result["error"]
+                detail = f"{result['error']}\n\n{result.get('traceback') or ''}".rstrip()
             else:
                 done.error = detail = describe_exit(exitcode)
             self.store.fail_execution(prepared.execution_id, detail)

@@ -97,13 +97,17 @@ class LocalRunner:
         to_node: str | None = None,
         only: str | None = None,
         resume: str | None = None,
+        run_id: str | None = None,
         resume_hint: str | None = None,
     ) -> RunResult:
         """Run the pipeline (or part of it) and return its :class:`RunResult`.
 
         ``enable_cache=False`` re-executes every node; ``resume=RUN_ID`` continues a failed
-        run, keeping the nodes that completed in it.
+        run, keeping the nodes that completed in it. ``run_id`` names a new run (by default
+        a timestamp and a random suffix); ``resume_hint`` is the command printed for resuming.
         """
+        if resume is not None and run_id is not None and run_id != resume:
+            raise ConveyorError("Pass either resume=RUN_ID or run_id=..., not both.")
         selected = select_nodes(pipeline, from_node=from_node, to_node=to_node, only=only)
         store = MetadataStore(pipeline.metadata_url)
         try:
@@ -112,7 +116,7 @@ class LocalRunner:
                 logger.warning(
                     "Marked %d execution(s) of a stopped runner ABANDONED", len(abandoned)
                 )
-            run_id = resume or new_run_id()
+            run_id = resume or run_id or new_run_id()
             state = _RunLoop(self, pipeline, store, run_id, selected, enable_cache)
             state.prepare(resume)
             command = resume_hint or _resume_command(pipeline, run_id)
