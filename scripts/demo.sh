@@ -16,3 +16,4 @@ fi
 .venv/bin/conveyor run examples/penguin/pipeline.py
 .venv/bin/conveyor run examples/penguin/pipeline.py
 .venv/bin/conveyor runs --pipeline penguin-demo --limit 5
+.venv/bin/conveyor artifacts --pipeline penguin-demo --type ModelEvaluation

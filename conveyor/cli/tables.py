@@ -22,8 +22,10 @@ def render_runs(console: Console, runs: list[dict[str, Any]]) -> None:
         console.print("No runs yet. Start one with `conveyor run PIPELINE_FILE`.")
         return
     table = Table(title="Runs, newest first", title_justify="left")
-    for column in ("run", "pipeline", "status", "started", "seconds"):
-        table.add_column(column, justify="right" if column == "seconds" else "left")
+    table.add_column("run", no_wrap=True)  # people copy run ids: never cut one
+    for column in ("pipeline", "status", "started"):
+        table.add_column(column)
+    table.add_column("seconds", justify="right")
     for run in runs:
         table.add_row(
             run["run_id"], run["pipeline"], _state(run["status"]),
@@ -65,14 +67,16 @@ def render_artifacts(console: Console, artifacts: list[dict[str, Any]]) -> None:
         console.print("No artifacts match.")
         return
     table = Table(title="Artifacts", title_justify="left")
-    for column in ("id", "type", "state", "made by", "name"):
+    for column in ("id", "type", "state", "made by"):
         table.add_column(column, justify="right" if column == "id" else "left")
+    table.add_column("properties", overflow="fold")
     table.add_column("uri", overflow="fold")
     for a in artifacts:
         producer = a["producer_execution_id"]
+        properties = ", ".join(f"{k}={_short(v)}" for k, v in a["properties"].items())
         table.add_row(
             str(a["id"]), a["type"], _state(a["state"]),
-            f"#{producer}" if producer is not None else "", a["name"], escape(a["uri"]),
+            f"#{producer}" if producer is not None else "", escape(properties), escape(a["uri"]),
         )  # fmt: skip
     console.print(table)
 
@@ -236,3 +240,8 @@ def _bytes(count: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

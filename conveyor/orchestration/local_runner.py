@@ -213,9 +213,16 @@ class _RunLoop:
                 self._schedule()
                 self._wait()
                 self._heartbeat()
-        except BaseException:
+        except BaseException as exc:
             self._stop_running("The run was interrupted before this execution finished.")
             self.store.update_run(self.run_id, status="FAILED", ended_at=time.time())
+            what = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped by {exc!r}"
+            print(
+                f"Pipeline {self.pipeline.name}, run {self.run_id} {what}.\n"
+                f"  Resume with: {resume_command}",
+                file=sys.stderr,
+                flush=True,
+            )
             raise
         finally:
             self.display.close()

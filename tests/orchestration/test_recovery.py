@@ -125,3 +125,29 @@ def test_two_runs_at_once_on_one_sqlite_store(tmp_path):
         for execution in executions:
             for ids in execution.outputs.values():
                 assert all(store.get_artifact(i).state == "LIVE" for i in ids)
+
+
+def test_interrupted_run_records_failure_and_resume_command(tmp_path):
+    script = tmp_path / "pipeline.py"
+    script.write_text(
+        PIPELINE.replace(
+            'display="plain").run(pipeline)',
+            "display=\"plain\").run(pipeline, run_id='interrupted-run')",
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'md.db'}"
+    runner = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "root"), url, str(tmp_path / "marker")],
+        env={**os.environ, "HOLD": "120"}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for((tmp_path / "marker").exists)
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=30)
+    assert runner.returncode != 0
+    assert "run interrupted-run interrupted" in err and "--resume interrupted-run" in err
+    store = MetadataStore(url)
+    assert store.get_run("interrupted-run").status == "FAILED"
+    assert not store.executions(states=["RUNNING"])
+    [second] = store.executions(node_id="Second")
+    assert second.state == "FAILED" and "interrupted" in second.error
+    assert {a.state for a in store.artifacts(node_id="Second")} == {"ABANDONED"}
