@@ -77,3 +77,52 @@ def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 endpoint (moto's server) on loopback, with a bucket named ``conveyor``.
+
+    Sets the AWS environment so boto3/s3fs talk to it; fails in CI when it cannot start.
+    """
+    reason = None
+    try:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        server.start()
+        host, port = server.get_host_and_port()
+    except Exception as exc:
+        reason = f"cannot start the S3 test server (moto): {exc}"
+    if reason is not None:
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    endpoint = f"http://{host}:{port}"
+    patch = pytest.MonkeyPatch()
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+    }.items():
+        patch.setenv(key, value)
+    import fsspec
+    import s3fs
+
+    patch.setitem(fsspec.config.conf, "s3", {"client_kwargs": {"endpoint_url": endpoint}})
+    s3fs.S3FileSystem.clear_instance_cache()
+    s3fs.S3FileSystem().mkdir("conveyor")
+    try:
+        yield endpoint
+    finally:
+        patch.undo()
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the JAX tests last: JAX starts threads, and the runner's tests fork processes,
+    which must not happen in a process that holds them."""
+    items.sort(key=lambda item: "jax" in item.nodeid.lower())

@@ -7,6 +7,7 @@ from conveyor.dsl.resolver import (
     Importer,
     LatestArtifact,
     LatestBlessedModel,
+    LatestSpans,
     Resolver,
     ResolverStrategy,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "Input",
     "LatestArtifact",
     "LatestBlessedModel",
+    "LatestSpans",
     "Node",
     "Output",
     "Param",

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 from conveyor.dsl.node import Channel, Node
 from conveyor.types import Artifact, Model, ModelBlessing, PipelineDefinitionError
 
-__all__ = ["Importer", "LatestArtifact", "LatestBlessedModel", "Resolver", "ResolverStrategy"]
+__all__ = [
+    "Importer",
+    "LatestArtifact",
+    "LatestBlessedModel",
+    "LatestSpans",
+    "Resolver",
+    "ResolverStrategy",
+]
 
 
 class ArtifactQueries(Protocol):
@@ -74,6 +81,43 @@ class LatestArtifact(ResolverStrategy):
         self, store: ArtifactQueries, *, pipeline: str, channels: Mapping[str, Channel]
     ) -> dict[str, list[Artifact]]:
         return {key: candidates(store, pipeline, ch)[: self.n] for key, ch in channels.items()}
+
+
+class LatestSpans(ResolverStrategy):
+    """A rolling window: for each channel, the artifacts of the ``n`` latest spans (the
+    latest version of each, then the newest artifact), newest span first.
+
+    Made for ``Examples`` from an ExampleGen with ``{SPAN}`` patterns: train on the last
+    ``n`` days with ``Resolver(LatestSpans(7), examples=example_gen.outputs["examples"])``.
+    """
+
+    def __init__(self, n: int = 1) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise PipelineDefinitionError(
+                f"The 'n' parameter of LatestSpans must be an int >= 1. Got {n!r}."
+            )
+        self.n = n
+
+    def resolve(
+        self, store: ArtifactQueries, *, pipeline: str, channels: Mapping[str, Channel]
+    ) -> dict[str, list[Artifact]]:
+        chosen: dict[str, list[Artifact]] = {}
+        for key, channel in channels.items():
+            best: dict[int, Artifact] = {}
+            for artifact in candidates(store, pipeline, channel):  # newest first
+                span = artifact.properties.get("span")
+                if not isinstance(span, int):
+                    continue
+                current = best.get(span)
+                if current is None or _version(artifact) > _version(current):
+                    best[span] = artifact
+            chosen[key] = [best[s] for s in sorted(best, reverse=True)[: self.n]]
+        return chosen
+
+
+def _version(artifact: Artifact) -> int:
+    version = artifact.properties.get("version")
+    return version if isinstance(version, int) else -1
 
 
 class LatestBlessedModel(ResolverStrategy):

@@ -12,7 +12,7 @@ from typing import Any
 
 from conveyor.dsl import Node
 from conveyor.dsl.component import code_fingerprint
-from conveyor.types import Artifact
+from conveyor.types import Artifact, ConveyorError
 
 
 def jsonable(value: Any) -> Any:
@@ -41,13 +41,29 @@ def jsonable(value: Any) -> Any:
 
 
 def file_fingerprint(path: Any) -> str | None:
-    """sha256 of a user code file (``module_file``), or None when it is not a local file."""
-    if not isinstance(path, str | PurePath):
+    """A fingerprint of the file or folder a parameter names, so that changed inputs or user
+    code invalidate the cache: sha256 of a local file's bytes; for a folder or a remote URI,
+    sha256 of every file's relative path, size and modification time. None when the
+    parameter names nothing that exists."""
+    if not isinstance(path, str | PurePath) or not str(path):
         return None
     candidate = Path(path)
-    if not candidate.is_file():
+    if "://" not in str(path) and candidate.is_file():
+        return hashlib.sha256(candidate.read_bytes()).hexdigest()
+    from conveyor.io import filesystems as fsx
+
+    try:
+        fs, root = fsx.split_uri(str(path))
+        if not fs.exists(root):
+            return None
+        listing = fs.find(root, detail=True) if fs.isdir(root) else {root: fs.info(root)}
+    except (OSError, ConveyorError):
         return None
-    return hashlib.sha256(candidate.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for name, info in sorted(listing.items()):
+        stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
+        digest.update(f"{name[len(root) :]}\0{info.get('size')}\0{stamp}\n".encode())
+    return digest.hexdigest()
 
 
 def cache_key(node: Node, inputs: Mapping[str, Sequence[Artifact]]) -> str:

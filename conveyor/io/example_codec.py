@@ -1,0 +1,818 @@
+"""``tf.train.Example`` records to Arrow record batches and back, without TensorFlow.
+
+Each feature becomes a column: ``int64_list`` → ``int64``, ``float_list`` → ``float32``,
+``bytes_list`` → ``string`` (``binary`` when a value is not UTF-8). A feature with at most one
+value per example is a scalar column, otherwise a list column; a missing feature (or an empty
+list, in a scalar column) is null. This is how TFX's ExampleGen output reads into Conveyor::
+
+    schema = infer_tfrecord_schema(files)
+    for batch in read_tfrecord_batches(files[0], schema):
+        ...
+    write_tfrecord("out/data.tfrecord.gz", [batch])
+
+Decoding does no per-example Python work for canonically encoded records (what TensorFlow
+and protobuf write): the batch is joined into one buffer and its map entries are walked with
+NumPy, all examples in lockstep; each column's ``Feature`` bytes are then checked and split with
+NumPy too, and its values parsed by protobuf in one call. Anything unusual (other valid
+encodings, undeclared or repeated features, errors) takes an exact per-example path instead,
+which gives the same result or names the feature and example at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from google.protobuf.message import DecodeError
+
+from conveyor.io import tf_example
+from conveyor.io.bad_rows import BadInputError
+from conveyor.io.tfrecord import TFRecordWriter, iter_records
+from conveyor.types import ConveyorError
+
+__all__ = [
+    "decode",
+    "encode",
+    "infer_schema",
+    "infer_tfrecord_schema",
+    "read_tfrecord_batches",
+    "write_tfrecord",
+]
+
+_BYTES, _FLOAT, _INT64 = "bytes_list", "float_list", "int64_list"
+_TAG = {_BYTES: 0x0A, _FLOAT: 0x12, _INT64: 0x1A}  # Feature's oneof fields 1, 2, 3 (wire type 2)
+_LIST_CLASS = {
+    _BYTES: tf_example.BytesList,
+    _FLOAT: tf_example.FloatList,
+    _INT64: tf_example.Int64List,
+}
+_ARROW_TYPE = {_INT64: pa.int64(), _FLOAT: pa.float32(), _BYTES: pa.binary()}
+_NUMPY_TYPE = {_INT64: np.int64, _FLOAT: np.float32}
+_PAD = bytes(8)  # lets the vectorised varint reader look past the end of the last value
+
+
+# ---------------------------------------------------------------------------- inference
+@dataclass
+class _Seen:
+    """What a sample showed of one feature."""
+
+    kind: str
+    where: str  # the first example (and file) it was seen in, for error messages
+    max_values: int = 0
+    utf8: bool = True
+
+    def merge(self, name: str, other: _Seen) -> None:
+        if other.kind != self.kind:
+            raise BadInputError(
+                f"Feature {name!r} is {_a(other.kind)} in {other.where} but {_a(self.kind)} in "
+                f"{self.where}. A feature must have one kind in every example; fix the data, "
+                "or read the files separately."
+            )
+        self.max_values = max(self.max_values, other.max_values)
+        self.utf8 = self.utf8 and other.utf8
+
+    def arrow_type(self) -> pa.DataType:
+        value_type = pa.string() if self.kind == _BYTES and self.utf8 else _ARROW_TYPE[self.kind]
+        return value_type if self.max_values <= 1 else pa.list_(value_type)
+
+
+def _sample(serialized: Iterable[bytes], max_examples: int, source: str) -> dict[str, _Seen]:
+    seen: dict[str, _Seen] = {}
+    for index, record in enumerate(itertools.islice(serialized, max_examples)):
+        example = _parse_example(record, index, source)
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            if kind is None:  # a Feature with no list set is how TFX writes a missing value
+                continue
+            values = getattr(feature, kind).value
+            here = _Seen(kind, _where(index, source), len(values))
+            if kind == _BYTES:
+                here.utf8 = all(_is_utf8(value) for value in values)
+            if name in seen:
+                seen[name].merge(name, here)
+            else:
+                seen[name] = here
+    return seen
+
+
+def _to_schema(seen: dict[str, _Seen]) -> pa.Schema:
+    return pa.schema([pa.field(name, seen[name].arrow_type()) for name in sorted(seen)])
+
+
+def infer_schema(serialized: Iterable[bytes], max_examples: int = 10000) -> pa.Schema:
+    """The Arrow schema of serialized ``tf.train.Example`` records, from the first ``max_examples``.
+
+    Columns are sorted by name; see the module docstring for the types.
+    """
+    return _to_schema(_sample(serialized, max_examples, ""))
+
+
+def infer_tfrecord_schema(uris: list[str], max_examples: int = 10000) -> pa.Schema:
+    """The schema of TFRecord files of ``tf.train.Example``, sampling every file alike.
+
+    Each file gives up to ``max_examples / len(uris)`` examples. Across files a feature that is
+    a list anywhere is a list, and ``bytes`` that are not UTF-8 anywhere are ``binary``; a
+    feature that is ``int64`` in one file and ``float`` in another is an error.
+    """
+    if not uris:
+        raise ConveyorError(
+            "infer_tfrecord_schema needs at least one file. Got an empty list of URIs."
+        )
+    per_file = max(1, math.ceil(max_examples / len(uris)))
+    seen: dict[str, _Seen] = {}
+    for uri in uris:
+        for name, here in _sample(iter_records(uri), per_file, uri).items():
+            if name in seen:
+                seen[name].merge(name, here)
+            else:
+                seen[name] = here
+    return _to_schema(seen)
+
+
+# ---------------------------------------------------------------------------- decoding
+@dataclass(frozen=True)
+class _Column:
+    """How one schema field is read: which Feature kind, scalar or list, final Arrow type."""
+
+    field: pa.Field
+    kind: str
+    is_list: bool
+    value_type: pa.DataType
+
+    @staticmethod
+    def of(field: pa.Field) -> _Column:
+        is_list = pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
+        value_type = field.type.value_type if is_list else field.type
+        kind = _kind_of(value_type)
+        if kind is None:
+            raise ConveyorError(
+                f"Schema field {field.name!r} has type {field.type}, which tf.train.Example "
+                "cannot hold. Use an integer, bool, floating, string or binary type, or a "
+                "list of one (list or large_list)."
+            )
+        return _Column(field, kind, is_list, value_type)
+
+
+def decode(
+    serialized: Sequence[bytes],
+    schema: pa.Schema,
+    *,
+    source: str = "",
+    columns: Sequence[str] | None = None,
+) -> pa.RecordBatch:
+    """Decode serialized ``tf.train.Example`` records into a record batch of exactly ``schema``.
+
+    A missing feature is null. A feature the schema does not declare, a feature of the wrong
+    kind, more than one value in a scalar column, or bytes that are not UTF-8 in a string column
+    raise :class:`BadInputError` naming the feature, the example index and ``source``.
+    ``columns`` (names in ``schema``) keeps only those columns, in that order; the other
+    declared features are skipped unread.
+    """
+    return _decode(serialized, schema, source, 0, columns)
+
+
+def _decode(
+    serialized: Sequence[bytes],
+    schema: pa.Schema,
+    source: str,
+    first: int,
+    names: Sequence[str] | None = None,
+) -> pa.RecordBatch:
+    declared = [_Column.of(field) for field in schema]
+    wanted = _project(schema, names)
+    data = _split_features(serialized, declared, wanted.names, source, first)
+    arrays = [
+        _ColumnDecoder(_Column.of(field), *data[field.name], source, first).array()
+        for field in wanted
+    ]
+    if not arrays:  # keep the row count even with no columns
+        rows = pa.array([{}] * len(serialized), pa.struct([]))
+        return pa.RecordBatch.from_struct_array(rows).replace_schema_metadata(wanted.metadata)
+    return pa.RecordBatch.from_arrays(arrays, schema=wanted)
+
+
+def _project(schema: pa.Schema, names: Sequence[str] | None) -> pa.Schema:
+    if names is None:
+        return schema
+    missing = [name for name in names if schema.get_field_index(name) < 0]
+    if missing:
+        raise ConveyorError(
+            f"The 'columns' parameter names {', '.join(map(repr, missing))}, which the schema "
+            f"does not have. The schema has: {', '.join(schema.names) or 'no columns'}."
+        )
+    return pa.schema([schema.field(name) for name in names], metadata=schema.metadata)
+
+
+_SPLIT_ROWS = 256  # examples split at a time: their Feature bytes are still in cache when joined
+
+
+def _split_features(
+    serialized: Sequence[bytes],
+    columns: list[_Column],
+    wanted: list[str],
+    source: str,
+    first: int,
+) -> dict[str, tuple[np.ndarray, bytes]]:
+    """Per wanted feature, each example's serialized ``Feature`` as (lengths, bytes joined).
+
+    A missing feature has length 0. Features the schema does not declare must all be empty
+    (no kind set: TFX's way to write a missing value).
+    """
+    names = [column.field.name for column in columns]
+    return _split_vectorised(serialized, names, wanted) or _split_by_example(
+        serialized, names, source, first
+    )
+
+
+def _split_vectorised(
+    serialized: Sequence[bytes], names: list[str], wanted: list[str]
+) -> dict[str, tuple[np.ndarray, bytes]] | None:
+    """:func:`_split_features` for canonically encoded batches, with no loop over examples.
+
+    All records are joined into one buffer and walked in lockstep: step ``j`` reads the
+    ``j``-th map entry of every example at once. ``None`` (the caller then parses example by
+    example) when anything is unusual: another encoding, an undeclared or repeated feature.
+    """
+    lengths = np.fromiter(map(len, serialized), np.int64, len(serialized))
+    buf = np.frombuffer(b"".join(serialized) + _PAD, dtype=np.uint8)
+    stops = np.cumsum(lengths)
+    rows = np.flatnonzero(lengths)
+    entries = _map_entries(buf, rows, stops[rows] - lengths[rows], stops[rows])
+    if entries is None:
+        return None
+    rows, key_start, key_length, value_start, value_length = entries
+    column_of = _match_keys(buf, key_start, key_length, names)
+    if np.any(value_length[column_of < 0]):  # an undeclared feature that is not empty
+        return None
+    split = {}
+    for number, name in enumerate(names):
+        mine = column_of == number
+        here = rows[mine]
+        if here.size and np.bincount(here).max() > 1:  # a feature twice in one example
+            return None
+        if name not in wanted:
+            continue
+        sizes = np.zeros(len(serialized), np.int64)
+        sizes[here] = value_length[mine]
+        starts = np.zeros(len(serialized), np.int64)
+        starts[here] = value_start[mine]
+        split[name] = (sizes, _gather(buf, starts, sizes).tobytes())
+    return split
+
+
+def _map_entries(buf: np.ndarray, rows: np.ndarray, starts: np.ndarray, stops: np.ndarray):
+    """Row, key and value ranges of every ``Features`` map entry of the Examples in ``buf``.
+
+    Each Example must be exactly one ``features`` field; each entry exactly a key field then
+    a value field, as protobuf and TensorFlow write them; otherwise ``None``.
+    """
+    pos = _one_field(buf, starts, stops, 0x0A)
+    if pos is None:
+        return None
+    found: list[tuple[np.ndarray, ...]] = []
+    while rows.size:
+        going = pos < stops
+        rows, pos, stops = rows[going], pos[going], stops[going]
+        if len(found) > 64 and rows.size < 64:  # a few very wide examples: not worth it
+            return None
+        if not rows.size:
+            break
+        entry = _field_at(buf, pos, stops, 0x0A)
+        if entry is None:
+            return None
+        entry_start, entry_stop = entry
+        key = _field_at(buf, entry_start, entry_stop, 0x0A)
+        if key is None:
+            return None
+        value = _field_at(buf, key[1], entry_stop, 0x12)
+        if value is None or not np.array_equal(value[1], entry_stop):
+            return None
+        found.append((rows, key[0], key[1] - key[0], value[0], value[1] - value[0]))
+        pos = entry_stop
+    if not found:
+        return (np.zeros(0, np.int64),) * 5
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
+
+
+def _match_keys(
+    buf: np.ndarray, key_start: np.ndarray, key_length: np.ndarray, names: list[str]
+) -> np.ndarray:
+    """For each key ``buf[start:start + length]``, the index of the equal name, or -1.
+
+    Keys are compared 8 bytes at a time through an unaligned little-endian uint64 view of
+    ``buf`` (``words[i]`` is bytes ``i`` to ``i + 7``); the first word rules out most names.
+    """
+    words = np.ndarray((buf.size - 7,), dtype="<u8", buffer=buf, strides=(1,))
+    first = words[key_start] & _LOW_BYTES[np.minimum(key_length, 8)]
+    column_of = np.full(key_start.size, -1)
+    for number, name in enumerate(names):
+        key = name.encode()
+        padded = np.frombuffer(key + bytes(-len(key) % 8), dtype="<u8")
+        same = np.flatnonzero((key_length == len(key)) & (first == (padded[0] if key else 0)))
+        for word in range(1, padded.size):
+            mask = _LOW_BYTES[min(len(key) - 8 * word, 8)]
+            same = same[(words[key_start[same] + 8 * word] & mask) == padded[word]]
+        column_of[same] = number
+    return column_of
+
+
+_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
+
+
+def _field_at(buf: np.ndarray, at: np.ndarray, limit: np.ndarray, tag: int):
+    """Body ranges of the length-delimited fields with ``tag`` at ``at``, inside ``limit``.
+
+    Reads at most 5 bytes past ``at``; ``buf`` is padded so that is always in bounds.
+    """
+    if np.any(buf[at] != tag):
+        return None
+    length, size = _varints(buf, at + 1)
+    if length is None:
+        return None
+    start = at + 1 + size
+    stop = start + length
+    return None if np.any(stop > limit) else (start, stop)
+
+
+def _gather(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The byte ranges ``[start, start + size)`` of ``buf``, one after another."""
+    offsets = np.cumsum(sizes) - sizes
+    return buf[np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))]
+
+
+def _split_by_example(
+    serialized: Sequence[bytes], names: list[str], source: str, first: int
+) -> dict[str, tuple[np.ndarray, bytes]]:
+    """:func:`_split_features` for any batch: one loop over examples, a map read and a list
+    store per feature, exact errors."""
+    lengths: dict[str, list[np.ndarray]] = {name: [np.zeros(0, np.int64)] for name in names}
+    pieces: dict[str, list[bytes]] = {name: [] for name in names}
+    undeclared: set[str] = set()
+    parse = _raw_example_class().FromString
+    for start in range(0, len(serialized), _SPLIT_ROWS):
+        chunk = serialized[start : start + _SPLIT_ROWS]
+        size = len(chunk)
+        features = {name: [b""] * size for name in itertools.chain(names, undeclared)}
+        for index, record in enumerate(chunk):
+            try:
+                entries = parse(record).features.feature
+                for name in entries:  # faster than .items(), which upb serves through Python
+                    features[name][index] = entries[name]
+            except KeyError:
+                entries = parse(record).features.feature
+                for name in entries:
+                    if name not in features:
+                        undeclared.add(name)
+                        features[name] = [b""] * size
+                    features[name][index] = entries[name]
+            except DecodeError as exc:
+                raise _not_an_example(first + start + index, source, exc) from exc
+        for name in undeclared:
+            _check_undeclared(name, features.pop(name), names, source, first + start)
+        for name, values in features.items():
+            lengths[name].append(np.fromiter(map(len, values), np.int64, size))
+            pieces[name].append(b"".join(values))
+    return {name: (np.concatenate(lengths[name]), b"".join(pieces[name])) for name in names}
+
+
+def _check_undeclared(
+    name: str, values: list[bytes], declared: list[str], source: str, first: int
+) -> None:
+    for index, data in enumerate(values):
+        if data and tf_example.Feature.FromString(data).WhichOneof("kind") is not None:
+            raise BadInputError(
+                f"Feature {name!r} in {_where(first + index, source)} is not in the schema "
+                f"(which has {', '.join(sorted(declared)) or 'no features'}). Add it to the "
+                "schema, or infer the schema from this data."
+            )
+
+
+class _ColumnDecoder:
+    """One column's Arrow array from each example's serialized ``Feature``.
+
+    Both paths give, per example, whether the feature is there (``present``) and how many
+    values it has (``counts``), and all values in example order (``values``).
+    """
+
+    def __init__(
+        self, column: _Column, lengths: np.ndarray, joined: bytes, source: str, first: int
+    ) -> None:
+        self.column, self.lengths, self.joined = column, lengths, joined
+        self.source, self.first = source, first
+
+    def array(self) -> pa.Array:
+        counts, present, values = self._fast() or self._slow()
+        if not self.column.is_list and counts.size and counts.max() > 1:
+            row = int(np.argmax(counts > 1))
+            raise self._error(
+                row,
+                f"has {int(counts[row])} values but the schema declares a scalar column",
+                "declare it as a list in the schema, or fix the data",
+            )
+        values = self._cast(values, counts)
+        if self.column.is_list:
+            array = self._list_array(counts, present, values)
+        else:
+            array = self._scalar_array(counts, values)
+        if not self.column.field.nullable and array.null_count:
+            row = int(np.argmax(~np.asarray(array.is_valid())))
+            raise self._error(
+                row, "is missing but the schema says it is not nullable", "fix the data"
+            )
+        return array
+
+    def _fast(self) -> tuple[np.ndarray, np.ndarray, pa.Array] | None:
+        """Canonical encodings (what TensorFlow and protobuf write), checked and split with
+        NumPy; ``None`` when any example is encoded otherwise."""
+        lengths, joined, kind = self.lengths, self.joined, self.column.kind
+        buf = np.frombuffer(joined + _PAD, dtype=np.uint8)
+        present = lengths > 0
+        rows = np.flatnonzero(present)
+        stops = np.cumsum(lengths)[rows]
+        # Feature: exactly one field, the expected list; then the list's one field of values.
+        list_start = _one_field(buf, stops - lengths[rows], stops, _TAG[kind])
+        if list_start is None:
+            return None
+        nonempty = list_start < stops
+        rows, stops = rows[nonempty], stops[nonempty]
+        body = _one_field(buf, list_start[nonempty], stops, 0x0A)
+        if body is None:
+            return None
+        counts = np.zeros(lengths.size, dtype=np.int64)
+        if kind == _BYTES:  # the field spans the whole BytesList: one value per example
+            counts[rows] = 1
+            return counts, present, _gather_binary(buf, body, stops)
+        if kind == _FLOAT:
+            if np.any((stops - body) % 4):
+                return None
+            counts[rows] = (stops - body) // 4
+        else:  # packed varints: count the bytes that end one
+            if np.any(buf[stops - 1] >= 0x80):
+                return None
+            varint_ends = np.concatenate(([0], np.cumsum(buf < 0x80)))
+            counts[rows] = varint_ends[stops] - varint_ends[body]
+        # Concatenated Features of one kind parse as one Feature holding every value in order.
+        merged = getattr(tf_example.Feature.FromString(joined), kind).value
+        values = np.array(merged, dtype=_NUMPY_TYPE[kind])
+        if values.size != counts.sum():
+            return None
+        return counts, present, pa.array(values)
+
+    def _slow(self) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+        """Any valid encoding, one example at a time."""
+        kind, joined = self.column.kind, self.joined
+        counts = np.zeros(self.lengths.size, dtype=np.int64)
+        present = np.zeros(self.lengths.size, dtype=bool)
+        stops = np.cumsum(self.lengths).tolist()
+        flat: list = []
+        for row, (length, stop) in enumerate(zip(self.lengths.tolist(), stops, strict=True)):
+            if not length:
+                continue
+            data = joined[stop - length : stop]
+            try:
+                feature = tf_example.Feature.FromString(data)
+            except DecodeError as exc:
+                raise self._error(row, f"is not a valid Feature ({exc})", "fix the data") from exc
+            found = feature.WhichOneof("kind")
+            if found is None:
+                continue
+            if found != kind:
+                raise self._error(
+                    row,
+                    f"is {_a(found)} but the schema's {self.column.field.type} needs {_a(kind)}",
+                    "fix the data or the schema",
+                )
+            values = getattr(feature, kind).value
+            present[row] = True
+            counts[row] = len(values)
+            flat.extend(values)
+        return counts, present, pa.array(flat, type=_ARROW_TYPE[kind])
+
+    def _cast(self, values: pa.Array, counts: np.ndarray) -> pa.Array:
+        target = self.column.value_type
+        if values.type == target:
+            return values
+        try:
+            return values.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            row = np.repeat(np.arange(counts.size), counts)[_first_failing(values, target)]
+            raise self._error(
+                int(row), f"has a value that is not {target} ({exc})", "fix the data or the schema"
+            ) from exc
+
+    def _scalar_array(self, counts: np.ndarray, values: pa.Array) -> pa.Array:
+        valid = counts == 1
+        if valid.all():
+            return values
+        positions = np.zeros(counts.size, dtype=np.int64)
+        positions[valid] = np.arange(len(values))
+        return values.take(pa.array(positions, mask=~valid))
+
+    def _list_array(self, counts: np.ndarray, present: np.ndarray, values: pa.Array) -> pa.Array:
+        large = pa.types.is_large_list(self.column.field.type)
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64 if large else np.int32)
+        mask = None if present.all() else pa.array(~present)
+        cls = pa.LargeListArray if large else pa.ListArray
+        return cls.from_arrays(pa.array(offsets), values, type=self.column.field.type, mask=mask)
+
+    def _error(self, row: int, what: str, fix: str) -> BadInputError:
+        where = _where(self.first + row, self.source)
+        return BadInputError(f"Feature {self.column.field.name!r} in {where} {what}; {fix}.")
+
+
+def _first_failing(values: pa.Array, target: pa.DataType) -> int:
+    """The position of the first value that does not cast to ``target`` (only on errors)."""
+    for position in range(len(values)):
+        try:
+            values.slice(position, 1).cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return position
+    return 0
+
+
+def _one_field(buf: np.ndarray, starts: np.ndarray, stops: np.ndarray, tag: int):
+    """Where the body of each ``[start, stop)`` message's only field begins, or ``None``.
+
+    ``None`` unless every message is exactly one length-delimited field with this tag whose
+    body runs to ``stop``: the canonical encoding the fast path relies on.
+    """
+    if not starts.size:
+        return starts
+    if np.any(buf[starts] != tag):
+        return None
+    length, size = _varints(buf, starts + 1)
+    if length is None:
+        return None
+    body = starts + 1 + size
+    return body if np.array_equal(body + length, stops) else None
+
+
+def _varints(buf: np.ndarray, at: np.ndarray):
+    """Decode one varint (up to 4 bytes, lengths below 256 MiB) at each position."""
+    first = buf[at]
+    if not np.any(first & 0x80):  # the usual case: every length below 128
+        return first.astype(np.int64), 1
+    value = np.zeros(at.size, dtype=np.int64)
+    size = np.zeros(at.size, dtype=np.int64)
+    going = np.ones(at.size, dtype=bool)
+    for shift in range(4):
+        byte = buf[at + shift].astype(np.int64)
+        value |= np.where(going, (byte & 0x7F) << (7 * shift), 0)
+        size += going
+        going &= byte >= 0x80
+    return (None, None) if going.any() else (value, size)
+
+
+def _gather_binary(buf: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
+    """A binary array of the byte ranges ``[start, stop)`` of ``buf``, without Python objects."""
+    offsets = np.concatenate(([0], np.cumsum(stops - starts)))
+    data = _gather(buf, starts, stops - starts)
+    return pa.Array.from_buffers(
+        pa.binary(), starts.size, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+    )
+
+
+@functools.cache
+def _raw_example_class() -> type:
+    """A view of ``Example`` that stops at each feature's name and serialized ``Feature``.
+
+    ``map<string, Feature>`` and ``map<string, bytes>`` are the same on the wire; reading the
+    values as bytes lets NumPy split them by column afterwards.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    optional = field.LABEL_OPTIONAL
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="conveyor/raw_example.proto", package="conveyor_raw", syntax="proto3"
+    )
+    features = proto.message_type.add(name="Features")
+    entry = features.nested_type.add(name="FeatureEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=optional)
+    entry.field.add(name="value", number=2, type=field.TYPE_BYTES, label=optional)
+    features.field.add(
+        name="feature",
+        number=1,
+        type=field.TYPE_MESSAGE,
+        type_name=".conveyor_raw.Features.FeatureEntry",
+        label=field.LABEL_REPEATED,
+    )
+    example = proto.message_type.add(name="Example")
+    example.field.add(
+        name="features",
+        number=1,
+        type=field.TYPE_MESSAGE,
+        type_name=".conveyor_raw.Features",
+        label=optional,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("conveyor_raw.Example"))
+
+
+# ---------------------------------------------------------------------------- encoding
+def encode(batch: pa.RecordBatch | pa.Table) -> list[bytes]:
+    """Serialize each row as a ``tf.train.Example`` (features in name order, nulls left out).
+
+    Integers and bools become ``int64_list``, floating point ``float_list`` (as float32),
+    strings and binary ``bytes_list``; a list column gives multi-valued features.
+    """
+    names = sorted(batch.schema.names, key=str.encode)
+    columns = [_encode_column(name, batch.column(name)) for name in names]
+    rows = zip(*columns, strict=True) if columns else [()] * batch.num_rows
+    out = []
+    for entries in rows:
+        features = b"".join(filter(None, entries))  # the body of Example.features, field 1
+        out.append(b"\x0a" + _varint(len(features)) + features)
+    return out
+
+
+def _encode_column(name: str, column: pa.Array | pa.ChunkedArray) -> list[bytes | None]:
+    """Each row's serialized map entry ``(name, Feature)``, ``None`` where the value is null."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    value_type = column.type
+    is_list = _is_list_type(value_type)
+    if is_list:
+        value_type = value_type.value_type
+    kind = _kind_of(value_type) if not pa.types.is_null(value_type) else _INT64
+    if kind is None:
+        raise ConveyorError(
+            f"Column {name!r} has type {column.type}, which tf.train.Example cannot hold (it "
+            "has int64, float and bytes lists only). Cast it first, e.g. a timestamp to int64 "
+            "or a struct to separate columns, with pyarrow.compute.cast."
+        )
+    key = name.encode()
+    prefix = b"\x0a" + _varint(len(key)) + key + b"\x12"
+    tag = bytes((_TAG[kind],))
+    to_list = _LIST_CLASS[kind]
+
+    def entry(values: list) -> bytes:
+        body = to_list(value=values).SerializeToString()
+        feature = tag + _varint(len(body)) + body
+        content = prefix + _varint(len(feature)) + feature
+        return b"\x0a" + _varint(len(content)) + content  # Features.feature, field 1
+
+    rows = column.to_pylist()
+    try:
+        if is_list:
+            return [
+                None if v is None else entry(_list_values(name, v, kind, i))
+                for i, v in enumerate(rows)
+            ]
+        cache: dict = {}
+        return [None if v is None else _cached(cache, _scalar(v, kind), entry) for v in rows]
+    except (ValueError, TypeError) as exc:
+        raise ConveyorError(
+            f"Column {name!r} has a value tf.train.Example cannot hold ({exc}). int64_list "
+            "holds signed 64-bit integers only; cast or clip the column first."
+        ) from exc
+
+
+def _scalar(value, kind: str):
+    if kind == _BYTES and isinstance(value, str):
+        return value.encode()
+    if kind == _INT64:
+        return int(value)
+    return value
+
+
+def _cached(cache: dict, value, entry) -> bytes:
+    # Floats are keyed by their bits so that 0.0 and -0.0 stay apart.
+    key = value.hex() if isinstance(value, float) else value
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = entry([value])
+    return found
+
+
+def _list_values(name: str, values: list, kind: str, row: int) -> list:
+    if any(v is None for v in values):
+        raise ConveyorError(
+            f"Column {name!r} has a null inside the list in row {row}; tf.train.Example lists "
+            "cannot hold nulls. Drop or fill them first (pyarrow.compute.fill_null)."
+        )
+    return [_scalar(v, kind) for v in values]
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS = [bytes((i,)) for i in range(0x80)]
+
+
+# ---------------------------------------------------------------------------- files
+def read_tfrecord_batches(
+    uri: str,
+    schema: pa.Schema,
+    *,
+    batch_size: int = 8192,
+    columns: Sequence[str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Stream one TFRecord file of ``tf.train.Example`` as record batches of ``schema``.
+
+    ``schema`` declares every feature in the file; ``columns`` keeps only some of them.
+    Errors name the example by its index in the file.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConveyorError(
+            f"The 'batch_size' parameter of read_tfrecord_batches must be an int >= 1. "
+            f"Got {batch_size!r} instead."
+        )
+    _project(schema, columns)  # fail before reading anything
+    pending: list[bytes] = []
+    first = 0
+    for record in iter_records(uri):
+        pending.append(record)
+        if len(pending) == batch_size:
+            yield _decode(pending, schema, uri, first, columns)
+            first += len(pending)
+            pending = []
+    if pending or first == 0:
+        yield _decode(pending, schema, uri, first, columns)
+
+
+def write_tfrecord(
+    uri: str, batches: Iterable[pa.RecordBatch], compression: str | None = "GZIP"
+) -> int:
+    """Write record batches to one TFRecord file of ``tf.train.Example``; returns the row count."""
+    rows = 0
+    with TFRecordWriter(uri, compression=compression) as writer:
+        for batch in batches:
+            for record in encode(batch):
+                writer.write(record)
+            rows += batch.num_rows
+    return rows
+
+
+# ---------------------------------------------------------------------------- helpers
+def _kind_of(value_type: pa.DataType) -> str | None:
+    if pa.types.is_integer(value_type) or pa.types.is_boolean(value_type):
+        return _INT64
+    if pa.types.is_floating(value_type):
+        return _FLOAT
+    text_types = (
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_binary,
+        pa.types.is_large_binary,
+        pa.types.is_string_view,
+        pa.types.is_binary_view,
+    )
+    if any(check(value_type) for check in text_types):
+        return _BYTES
+    return None
+
+
+def _is_list_type(value_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_list(value_type)
+        or pa.types.is_large_list(value_type)
+        or pa.types.is_fixed_size_list(value_type)
+        or pa.types.is_list_view(value_type)
+        or pa.types.is_large_list_view(value_type)
+    )
+
+
+def _parse_example(record: bytes, index: int, source: str):
+    try:
+        return tf_example.Example.FromString(record)
+    except DecodeError as exc:
+        raise _not_an_example(index, source, exc) from exc
+
+
+def _not_an_example(index: int, source: str, exc: Exception) -> BadInputError:
+    return BadInputError(
+        f"Record {index}{' of ' + source if source else ''} is not a tf.train.Example ({exc}). "
+        "Check that the file holds tf.train.Example records (not SequenceExample or other data)."
+    )
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind == _INT64 else f"a {kind}"
+
+
+def _where(index: int, source: str) -> str:
+    return f"example {index} of {source}" if source else f"example {index}"
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,108 @@
+"""Files anywhere: local paths by default, ``s3://``, ``gs://`` and friends through fsspec.
+
+Every reader and writer in Conveyor goes through these few functions, so an artifact root or
+an input folder on an object store works the same as one on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from conveyor.types import ConveyorError
+
+
+def split_uri(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem for ``uri`` and the path inside it."""
+    import fsspec
+
+    if "://" not in uri:
+        return fsspec.filesystem("file"), os.path.abspath(os.path.expanduser(uri))
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        scheme = uri.split("://", 1)[0]
+        hint = " (pip install conveyor[s3])" if scheme in ("s3", "s3a") else ""
+        raise ConveyorError(
+            f"Cannot open {uri}: no filesystem for '{scheme}://'{hint}: {exc}"
+        ) from exc
+    return fs, path
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts, keeping a URI's scheme."""
+    if "://" in base:
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def unsplit(fs: Any, path: str) -> str:
+    """The URI for ``path`` on ``fs`` (the inverse of :func:`split_uri`)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        return path
+    return f"{protocol}://{path}"
+
+
+def glob(pattern: str) -> list[str]:
+    """Files matching ``pattern`` (``*``, ``?``, ``[...]``, ``**``), sorted, as URIs."""
+    fs, path = split_uri(pattern)
+    return sorted(unsplit(fs, p) for p in fs.glob(path) if fs.isfile(p))
+
+
+def list_files(uri: str) -> list[str]:
+    """Every file under a folder (recursively, hidden files excluded), sorted, as URIs."""
+    fs, path = split_uri(uri)
+    if fs.isfile(path):
+        return [uri]
+    found = [p for p in fs.find(path) if not any(s.startswith(".") for s in _relative(p, path))]
+    return sorted(unsplit(fs, p) for p in found)
+
+
+def _relative(path: str, base: str) -> list[str]:
+    return path[len(base.rstrip("/")) + 1 :].split("/")
+
+
+def exists(uri: str) -> bool:
+    fs, path = split_uri(uri)
+    return fs.exists(path)
+
+
+def isdir(uri: str) -> bool:
+    fs, path = split_uri(uri)
+    return fs.isdir(path)
+
+
+def makedirs(uri: str) -> None:
+    fs, path = split_uri(uri)
+    fs.makedirs(path, exist_ok=True)
+
+
+def size(uri: str) -> int:
+    fs, path = split_uri(uri)
+    return int(fs.size(path))
+
+
+@contextmanager
+def open_file(uri: str, mode: str = "rb", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a file for reading or writing; parent folders are made for writes."""
+    fs, path = split_uri(uri)
+    if any(flag in mode for flag in "wa"):
+        parent = posixpath.dirname(path) if "://" in uri else os.path.dirname(path)
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(path, mode, **kwargs) as handle:
+        yield handle
+
+
+def arrow_filesystem(uri: str) -> tuple[Any, str]:
+    """A ``pyarrow.fs`` filesystem and path for ``uri`` (local, or fsspec wrapped)."""
+    import pyarrow.fs as pafs
+
+    fs, path = split_uri(uri)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        return pafs.LocalFileSystem(), path
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
