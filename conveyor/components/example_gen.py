@@ -21,6 +21,7 @@ from conveyor.dsl import Input, Output, Param, component
 from conveyor.io import filesystems as fsx
 from conveyor.io.bad_rows import BadRows
 from conveyor.io.input_patterns import ALL, RangeConfig, ResolvedInputs, resolve_inputs
+from conveyor.io.prefetch import prefetch
 from conveyor.io.splits import assign_splits, check_output_config
 from conveyor.io.writers import ExamplesWriter
 from conveyor.types import ConveyorError, Examples, Schema
@@ -120,8 +121,11 @@ def _write_all(
         stack.enter_context(writer)
         for split, uris in inputs.files.items():
             for uri in uris:
-                batches = sources.read_batches(uri, fmt, schema=schema, bad_rows=bad_rows,
-                                               batch_size=batch_size)  # fmt: skip
+                batches = prefetch(
+                    sources.read_batches(
+                        uri, fmt, schema=schema, bad_rows=bad_rows, batch_size=batch_size
+                    )
+                )
                 for target, part in _route(batches, split, splits, config, partition_feature):
                     writer.write(target, part)
     examples.properties.update(writer.properties())
@@ -153,6 +157,8 @@ def _route(
 def _clear(uri: str) -> None:
     """Empty the output folder (a restart after widening the schema starts from nothing)."""
     fs, path = fsx.split_uri(uri)
+    if not fs.exists(path):  # object stores have no empty folders
+        return
     for child in fs.ls(path, detail=False):
         fs.rm(child, recursive=True)
 

@@ -18,6 +18,7 @@ from conveyor.types import ConveyorError
 
 _NULL = np.uint64(0x5BD1E9955BD1E995)
 _SEED = np.uint64(0x243F6A8885A308D3)
+_K = np.uint64(0xFF51AFD7ED558CCD)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -34,7 +35,8 @@ def _hash_bytes(value: bytes) -> int:
 
 
 def column_hash(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """One uint64 per value; nulls hash to a fixed constant."""
+    """One uint64 per value (the raw bits of numbers; BLAKE2b of strings); nulls map to a
+    fixed constant. :func:`row_hashes` mixes them."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     kind = column.type
@@ -53,15 +55,10 @@ def column_hash(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         hashed = table[indices] if len(table) else np.zeros(len(column), dtype=np.uint64)
     elif pa.types.is_floating(kind):
-        values = column.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False) + 0.0
-        hashed = _mix(values.view(np.uint64))
+        values = _values(column.cast(pa.float64()), np.float64) + 0.0  # -0.0 hashes as 0.0
+        hashed = values.view(np.uint64)
     elif pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_temporal(kind):
-        as_int = (
-            column.cast(pa.int64())
-            if not pa.types.is_temporal(kind)
-            else pc.cast(column, pa.int64())
-        )
-        hashed = _mix(as_int.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64))
+        hashed = _values(pc.cast(column, pa.int64()), np.int64).view(np.uint64)
     else:  # lists and other nested values: hash their canonical text (rare in inputs)
         hashed = np.fromiter(
             (_hash_bytes(repr(v).encode()) for v in column.to_pylist()),
@@ -73,6 +70,13 @@ def column_hash(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return hashed
 
 
+def _values(column: pa.Array, dtype: type) -> np.ndarray:
+    """The raw values of a primitive array, without copying; null slots hold whatever the
+    buffer holds (callers overwrite them)."""
+    data = column.buffers()[1]
+    return np.frombuffer(data, dtype=dtype, count=len(column), offset=column.offset * 8)
+
+
 def row_hashes(
     batch: pa.RecordBatch | pa.Table, columns: Sequence[str] | None = None
 ) -> np.ndarray:
@@ -81,9 +85,10 @@ def row_hashes(
     result = np.full(batch.num_rows, _SEED, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for name in names:
-            name_hash = np.uint64(_hash_bytes(name.encode()))
-            result = _mix(result ^ _mix(column_hash(batch.column(name)) + name_hash))
-    return result
+            result ^= column_hash(batch.column(name)) + np.uint64(_hash_bytes(name.encode()))
+            result *= _K
+            result ^= result >> np.uint64(29)
+    return _mix(result)
 
 
 def check_output_config(output_config: Mapping[str, int]) -> dict[str, int]:

@@ -4,7 +4,9 @@ of tf.Example in TFX's layout (``data_tfrecord-*.gz``), rolling to a new file ev
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -31,6 +33,10 @@ class _SplitFile:
 class ExamplesWriter:
     """Writes record batches into the splits of an Examples artifact.
 
+    Rows are gathered per split into row groups of ``row_group_rows`` and encoded on a
+    background thread, so parsing the next input overlaps with writing the last; at most
+    two row groups wait at a time, which bounds memory.
+
     Example::
 
         with ExamplesWriter(examples.uri, ["train", "eval"], schema) as writer:
@@ -46,6 +52,7 @@ class ExamplesWriter:
         *,
         output_format: str = "parquet",
         rows_per_file: int = 1_000_000,
+        row_group_rows: int = 262_144,
     ) -> None:
         if output_format not in PAYLOAD_FORMATS:
             raise ConveyorError(
@@ -56,26 +63,51 @@ class ExamplesWriter:
         self.schema = schema
         self.output_format = output_format
         self.rows_per_file = rows_per_file
+        self.row_group_rows = min(row_group_rows, rows_per_file)
         self.counts = {name: 0 for name in split_names}
         self.files: dict[str, int] = {name: 0 for name in split_names}
         self._open: dict[str, _SplitFile] = {}
+        self._pending: dict[str, list[pa.RecordBatch]] = {name: [] for name in split_names}
+        self._pending_rows = dict.fromkeys(split_names, 0)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="examples-writer")
+        self._queued: deque[Future[None]] = deque()
         for name in split_names:
             fsx.makedirs(split_dir(uri, name))
 
     def __enter__(self) -> ExamplesWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
 
-    def write(self, split: str, batch: pa.RecordBatch | pa.Table) -> None:
+    def write(self, split: str, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self._pending[split].append(batch)
+        self._pending_rows[split] += batch.num_rows
+        self.counts[split] += batch.num_rows
+        if self._pending_rows[split] >= self.row_group_rows:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        if not self._pending[split]:
+            return
+        table = pa.Table.from_batches(self._pending[split], schema=self.schema)
+        self._pending[split], self._pending_rows[split] = [], 0
+        while len(self._queued) >= 2:
+            self._queued.popleft().result()
+        self._queued.append(self._executor.submit(self._write_rows, split, table))
+
+    def _write_rows(self, split: str, table: pa.Table) -> None:
         offset = 0
-        while offset < batch.num_rows:
+        while offset < table.num_rows:
             current = self._current(split)
-            take = min(batch.num_rows - offset, self.rows_per_file - current.rows)
-            self._write_to(current, batch.slice(offset, take))
+            take = min(table.num_rows - offset, self.rows_per_file - current.rows)
+            self._write_to(current, table.slice(offset, take))
             current.rows += take
-            self.counts[split] += take
             offset += take
             if current.rows >= self.rows_per_file:
                 self._close_file(split)
@@ -98,14 +130,13 @@ class ExamplesWriter:
                 self._open[split] = _SplitFile(writer, writer.__enter__())
         return self._open[split]
 
-    def _write_to(self, current: _SplitFile, batch: pa.RecordBatch | pa.Table) -> None:
+    def _write_to(self, current: _SplitFile, table: pa.Table) -> None:
         if self.output_format == "parquet":
-            table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-            current.writer.write_table(table)
+            current.writer.write_table(table, row_group_size=table.num_rows)
             return
         from conveyor.io.example_codec import encode
 
-        for record in encode(batch):
+        for record in encode(table):
             current.handle.write(record)
 
     def _close_file(self, split: str) -> None:
@@ -118,6 +149,14 @@ class ExamplesWriter:
             current.writer.__exit__(None, None, None)
 
     def close(self) -> None:
+        """Write what is pending, wait for the background thread, close every file."""
+        for split in self._pending:
+            self._flush(split)
+        try:
+            while self._queued:
+                self._queued.popleft().result()
+        finally:
+            self._executor.shutdown(wait=True)
         for split in list(self._open):
             self._close_file(split)
         if self.output_format == "parquet":  # every split has at least one (maybe empty) file
@@ -125,6 +164,13 @@ class ExamplesWriter:
                 if files == 0:
                     self._current(split)
                     self._close_file(split)
+
+    def _abort(self) -> None:
+        for future in self._queued:
+            future.cancel()
+        self._executor.shutdown(wait=True)
+        for split in list(self._open):
+            self._close_file(split)
 
     def properties(self) -> dict[str, Any]:
         """What the Examples artifact records about what was written."""

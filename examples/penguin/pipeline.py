@@ -1,58 +1,36 @@
-"""The penguin demo: a small pipeline of custom components, run with `conveyor run`.
+"""The penguin pipeline: CsvExampleGen, then custom components that read the Examples
+through Conveyor's data access layer.
 
-Ingest splits the CSV into train/eval by a stable hash of each row, Statistics summarises
-every feature, Train fits a nearest-centroid classifier and Evaluate measures its accuracy
-on the eval split and blesses it when the accuracy clears a bar.
+CsvExampleGen hash-splits the CSV 2:1 into train and eval as Parquet. Statistics summarises
+each feature, Train fits a nearest-centroid classifier on z-scored features, and Evaluate
+measures its accuracy on the eval split and blesses it when it clears a bar.
 
     conveyor run examples/penguin/pipeline.py
 """
 
-import csv
-import hashlib
 import json
-import math
 from pathlib import Path
 
-from conveyor import Input, Output, Param, Pipeline, component
+import numpy as np
+
+from conveyor import Input, Output, Param, Pipeline, component, io
+from conveyor.components import CsvExampleGen
 from conveyor.types import Examples, ExampleStatistics, Model, ModelBlessing, ModelEvaluation
 
-DATA = Path(__file__).parent / "data" / "penguins_processed.csv"
+DATA = Path(__file__).parent / "data"
 LABEL = "species"
-
-
-def read_split(examples, split):
-    return json.loads(Path(examples.uri, f"Split-{split}", "rows.json").read_text())
-
-
-@component
-def Ingest(
-    examples: Output[Examples], csv_path: Param[str] = str(DATA), eval_buckets: Param[int] = 1
-):
-    """Hash-split rows 2:1 into train and eval (the same row always lands in the same split)."""
-    rows = {"train": [], "eval": []}
-    with open(csv_path, newline="") as handle:
-        for record in csv.DictReader(handle):
-            bucket = int(hashlib.sha256(json.dumps(record).encode()).hexdigest(), 16) % 3
-            split = "eval" if bucket < eval_buckets else "train"
-            rows[split].append({k: float(v) for k, v in record.items()})
-    for split, items in rows.items():
-        Path(examples.uri, f"Split-{split}").mkdir()
-        Path(examples.uri, f"Split-{split}", "rows.json").write_text(json.dumps(items))
-        examples.properties[f"{split}_rows"] = len(items)
-    examples.properties["split_names"] = sorted(rows)
-    print(f"ingested {sum(map(len, rows.values()))} rows from {csv_path}")
+FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
 
 
 @component
 def Statistics(examples: Input[Examples], statistics: Output[ExampleStatistics]):
     """Mean, standard deviation, min and max of each feature of the train split."""
-    rows = read_split(examples, "train")
-    summary = {}
-    for feature in rows[0]:
-        values = [row[feature] for row in rows]
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        summary[feature] = {"mean": mean, "std": std, "min": min(values), "max": max(values)}
+    X, _ = io.to_numpy(examples, "train", features=FEATURES, dtype=np.float64)
+    summary = {
+        name: {"mean": column.mean(), "std": column.std(), "min": column.min(), "max": column.max()}
+        for name, column in zip(FEATURES, X.T, strict=True)
+    }
+    summary = {name: {k: float(v) for k, v in stats.items()} for name, stats in summary.items()}
     Path(statistics.uri, "summary.json").write_text(json.dumps(summary, indent=2))
     statistics.properties["features"] = len(summary)
 
@@ -61,18 +39,18 @@ def Statistics(examples: Input[Examples], statistics: Output[ExampleStatistics])
 def Train(examples: Input[Examples], statistics: Input[ExampleStatistics], model: Output[Model]):
     """Nearest centroid on z-scored features."""
     stats = json.loads(Path(statistics.uri, "summary.json").read_text())
-    features = [f for f in stats if f != LABEL]
-    sums, counts = {}, {}
-    for row in read_split(examples, "train"):
-        label = int(row[LABEL])
-        z = [(row[f] - stats[f]["mean"]) / (stats[f]["std"] or 1.0) for f in features]
-        sums[label] = [a + b for a, b in zip(sums.get(label, [0.0] * len(z)), z, strict=True)]
-        counts[label] = counts.get(label, 0) + 1
-    centroids = {label: [v / counts[label] for v in total] for label, total in sums.items()}
-    scaling = {f: [stats[f]["mean"], stats[f]["std"] or 1.0] for f in features}
-    Path(model.uri, "model.json").write_text(
-        json.dumps({"centroids": centroids, "scaling": scaling})
-    )
+    mean = np.array([stats[f]["mean"] for f in FEATURES])
+    std = np.array([stats[f]["std"] or 1.0 for f in FEATURES])
+    X, y = io.to_numpy(examples, "train", features=FEATURES, label=LABEL, dtype=np.float64)
+    z = (X - mean) / std
+    centroids = {int(c): z[y == c].mean(axis=0).tolist() for c in np.unique(y)}
+    fitted = {
+        "features": FEATURES,
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "centroids": centroids,
+    }
+    Path(model.uri, "model.json").write_text(json.dumps(fitted))
     model.properties["classes"] = len(centroids)
 
 
@@ -86,25 +64,21 @@ def Evaluate(
 ):
     """Accuracy on the eval split; bless the model when it reaches ``min_accuracy``."""
     fitted = json.loads(Path(model.uri, "model.json").read_text())
-    rows = read_split(examples, "eval")
-    correct = 0
-    for row in rows:
-        z = [(row[f] - m) / s for f, (m, s) in fitted["scaling"].items()]
-        label = min(
-            fitted["centroids"],
-            key=lambda c: sum((a - b) ** 2 for a, b in zip(z, fitted["centroids"][c], strict=True)),
-        )
-        correct += int(label) == int(row[LABEL])
-    accuracy = correct / len(rows)
+    X, y = io.to_numpy(examples, "eval", features=fitted["features"], label=LABEL, dtype=np.float64)
+    z = (X - np.array(fitted["mean"])) / np.array(fitted["std"])
+    labels = np.array([int(c) for c in fitted["centroids"]])
+    centers = np.array(list(fitted["centroids"].values()))
+    predicted = labels[((z[:, None, :] - centers[None]) ** 2).sum(axis=2).argmin(axis=1)]
+    accuracy = float((predicted == y).mean())
     Path(evaluation.uri, "metrics.json").write_text(json.dumps({"accuracy": accuracy}))
-    evaluation.properties["accuracy"] = accuracy
+    evaluation.properties.update(accuracy=accuracy, eval_examples=len(y))
     blessing.properties.update(blessed=accuracy >= min_accuracy, model_id=model.id)
-    print(f"eval accuracy {accuracy:.3f} on {len(rows)} rows")
+    print(f"eval accuracy {accuracy:.3f} on {len(y)} rows")
 
 
-ingest = Ingest()
-statistics = Statistics(examples=ingest.outputs["examples"])
-train = Train(examples=ingest.outputs["examples"], statistics=statistics.outputs["statistics"])
-evaluate = Evaluate(examples=ingest.outputs["examples"], model=train.outputs["model"])
+example_gen = CsvExampleGen(input_base=str(DATA))
+statistics = Statistics(examples=example_gen.outputs["examples"])
+train = Train(examples=example_gen.outputs["examples"], statistics=statistics.outputs["statistics"])
+evaluate = Evaluate(examples=example_gen.outputs["examples"], model=train.outputs["model"])
 
-pipeline = Pipeline("penguin-demo", [ingest, statistics, train, evaluate])
+pipeline = Pipeline("penguin-demo", [example_gen, statistics, train, evaluate])

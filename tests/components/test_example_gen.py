@@ -275,3 +275,17 @@ def test_example_gen_schema_fixes_types(tmp_path):
     node = CsvExampleGen(input_base=str(base), schema_file=str(schema))
     examples = run_nodes(tmp_path, node)["CsvExampleGen"].outputs["examples"][0]
     assert split_table(examples, "train").schema.field("species").type == pa.float64()
+
+
+def test_example_gen_reads_and_writes_s3(s3_endpoint):
+    import s3fs
+
+    from conveyor.components.example_gen import generate_examples
+
+    s3fs.S3FileSystem().put(str(PENGUINS), "conveyor/penguin-input/data.csv")
+    examples = Examples("s3://conveyor/artifacts/Examples/1")
+    generate_examples(examples, input_base="s3://conveyor/penguin-input", format="csv")
+    counts = examples.properties["num_examples"]
+    assert sum(counts.values()) == 334
+    table = read_table("s3://conveyor/artifacts/Examples/1", "eval")
+    assert table.num_rows == counts["eval"] and "species" in table.column_names

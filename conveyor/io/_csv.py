@@ -1,0 +1,360 @@
+"""CSV for :mod:`conveyor.io.sources`: schema inference and the fast reader.
+
+A file is read fast first: windows of whole records, each parsed by pyarrow on all cores.
+Only when that fails does :mod:`conveyor.io._csv_careful` read the file again, from the
+window that failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from conveyor.io import filesystems as fsx
+from conveyor.io.bad_rows import BadInputError, BadRows
+from conveyor.io.sources import (
+    _check_fixed,
+    _listed,
+    _MiB,
+    _read_into,
+    _same_columns,
+    _schema_of,
+    _unique,
+    _widest,
+    _window,
+)
+from conveyor.types import ConveyorError
+
+# Named for the public module: these messages come from reading through ``sources``.
+logger = logging.getLogger("conveyor.io.sources")
+
+
+def _convert_options(
+    column_types: dict[str, pa.DataType] | None = None, include: list[str] | None = None
+) -> pcsv.ConvertOptions:
+    return pcsv.ConvertOptions(
+        column_types=column_types or {}, include_columns=include or [], strings_can_be_null=False
+    )
+
+
+def _infer_csv(uris: list[str], fixed: dict[str, pa.DataType], sample_bytes: int) -> pa.Schema:
+    first: tuple[str, list[str]] | None = None
+    types: dict[str, pa.DataType] = {}
+    for uri in uris:
+        names, sample = _csv_sample(uri, sample_bytes)
+        if first is None:
+            first = (uri, names)
+        _same_columns(first, (uri, names))
+        for name, kind in sample.items():
+            types[name] = _widest(types.get(name, pa.null()), kind)
+    assert first is not None
+    _check_fixed(fixed, first[1], first[0])
+    return _schema_of(first[1], types, fixed, mark=True)
+
+
+def _csv_sample(uri: str, sample_bytes: int) -> tuple[list[str], dict[str, pa.DataType]]:
+    with fsx.open_file(uri, "rb") as handle:
+        data = handle.read(sample_bytes + 1)
+    if not data.strip():
+        raise BadInputError(f"{uri} is empty: a CSV file needs a header line and rows.")
+    truncated = len(data) > sample_bytes
+    if truncated:
+        end = data.rfind(b"\n", 0, sample_bytes)
+        data = data[: end + 1] if end > 0 else data[:sample_bytes]
+    skipped = []  # malformed rows are reported when the file is read, not here
+
+    def skip(row: Any) -> str:
+        skipped.append(row.number)
+        return "skip"
+
+    try:
+        table = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(block_size=len(data) + 1),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
+            convert_options=_convert_options(),
+        )
+    except pa.ArrowInvalid as exc:
+        raise BadInputError(f"Cannot read the header and first rows of {uri}: {exc}") from exc
+    names = _unique(table.column_names, uri)
+    if table.num_rows == 0 and not truncated and not skipped:
+        raise BadInputError(f"{uri} has a header but no rows. Remove the file or add its rows.")
+    return names, {name: _csv_kind(table.column(name).type) for name in names}
+
+
+def _csv_kind(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_null(t) or pa.types.is_boolean(t):
+        return t
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_floating(t):
+        return pa.float64()
+    return pa.string()  # text, undecodable bytes (bad rows later), dates and times as written
+
+
+# ---------------------------------------------------------------------------- read
+@dataclass(frozen=True)
+class _CsvFile:
+    uri: str
+    names: list[str]
+    header_lines: int
+    size: int
+
+    @property
+    def window(self) -> int:
+        return _window(self.size)
+
+
+def _csv_file(uri: str) -> _CsvFile:
+    with fsx.open_file(uri, "rb") as handle:
+        head = handle.read(_MiB)
+    text = head.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        raise BadInputError(f"{uri} is empty: a CSV file needs a header line and rows.")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    names = _unique(next(reader), uri)
+    return _CsvFile(uri, names, reader.line_num, fsx.size(uri))
+
+
+def _csv_read_type(field: pa.Field) -> pa.DataType:
+    t = field.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        t = t.value_type
+    if pa.types.is_nested(t):
+        raise ConveyorError(
+            f"Column '{field.name}' is typed {field.type}, which CSV cannot hold; give it a "
+            "scalar type or a list of scalars."
+        )
+    return t
+
+
+def _read_csv(
+    uri: str, schema: pa.Schema, bad_rows: BadRows, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    file = _csv_file(uri)
+    _check_fixed(schema.names, file.names, uri)
+    return _csv_batches(file, schema, bad_rows, batch_size)
+
+
+def _csv_batches(
+    file: _CsvFile, schema: pa.Schema, bad_rows: BadRows, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    fast = _FastCsv(file, schema)
+    try:
+        for batch in fast.batches():
+            yield from _slices(_as_schema(batch, schema), batch_size)
+    except (pa.ArrowInvalid, _NeedsCare) as exc:
+        # Imported only here: it builds on this module, and most files never need it.
+        from conveyor.io._csv_careful import _CarefulCsv, _line_at
+
+        line = _line_at(file.uri, fast.offset)
+        logger.info("Reading %s carefully from line %d on: %s", file.uri, line, exc)
+        careful = _CarefulCsv(file, schema, bad_rows, skip=fast.delivered)
+        yield from careful.batches(fast.offset, line, batch_size)
+        return
+    if fast.rows == 0:
+        raise BadInputError(f"{file.uri} has a header but no rows. Remove the file or add rows.")
+
+
+class _NeedsCare(Exception):
+    """The fast path cannot tell a file is well formed; read it carefully."""
+
+
+class _FastCsv:
+    """The common case: windows of whole records, each parsed by ``read_csv`` on all cores.
+
+    A window is cut at the last newline outside quotes. Quotes are followed by parity,
+    which matches pyarrow's parse when the quoting is regular (a quote opens a field or
+    closes one, or is doubled inside it); on anything else the rest of the file goes through
+    pyarrow's streaming reader. ``offset`` and ``delivered`` say where a careful read must
+    resume: the window (or stream) that failed starts at ``offset``, and ``delivered`` of its
+    rows went out already.
+    """
+
+    def __init__(self, file: _CsvFile, schema: pa.Schema) -> None:
+        self.file, self.schema = file, schema
+        self.offset, self.delivered, self.rows = 0, 0, 0
+        self.types = {f.name: _csv_read_type(f) for f in schema}
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        window = self.file.window
+        with fsx.open_file(self.file.uri, "rb") as handle:
+            leftover = b""
+            while True:
+                buffer = bytearray(window)  # fresh each time: the parsed table may point into it
+                buffer[: len(leftover)] = leftover
+                size = len(leftover) + _read_into(handle, memoryview(buffer)[len(leftover) :])
+                if not size:
+                    return
+                eof = size < window
+                cut = _cut(buffer, size, eof)
+                if cut is None:
+                    handle.seek(self.offset)
+                    yield from self._streamed(handle)
+                    return
+                end, quoted = cut
+                yield from self._window(memoryview(buffer)[:end], quoted)
+                self.offset += end
+                self.delivered = 0
+                leftover = bytes(buffer[end:size])
+                if eof and not leftover:
+                    return
+
+    def _window(self, data: memoryview, quoted: bool) -> Iterator[pa.RecordBatch]:
+        table = pcsv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=pcsv.ReadOptions(
+                block_size=_MiB, column_names=self.file.names if self.offset else None
+            ),
+            parse_options=pcsv.ParseOptions(newlines_in_values=quoted),
+            convert_options=_convert_options(self.types, self.schema.names),
+        )
+        for batch in table.combine_chunks().to_batches():
+            yield self._delivering(batch)
+
+    def _streamed(self, handle: IO[bytes]) -> Iterator[pa.RecordBatch]:
+        """pyarrow's streaming reader from ``offset`` on; the last batch waits for a check."""
+        read_options = pcsv.ReadOptions(
+            block_size=self.file.window, column_names=self.file.names if self.offset else None
+        )
+        parse_options = pcsv.ParseOptions(newlines_in_values=True)
+        convert_options = _convert_options(self.types, self.schema.names)
+
+        def open_reader(source: _Throttle) -> Any:
+            return pcsv.open_csv(source, read_options, parse_options, convert_options)
+
+        held = None
+        for batch in _Throttle(handle).batches(open_reader):
+            if held is not None:
+                yield self._delivering(held)
+            held = batch
+        if held is None or held.num_rows == 0:
+            return
+        if _spans_lines(held, held.num_rows - 1):  # a last record may hide an open quote
+            raise _NeedsCare("the last record spans lines")
+        yield self._delivering(held)
+
+    def _delivering(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        self.delivered += batch.num_rows
+        self.rows += batch.num_rows
+        return batch
+
+
+def _cut(buffer: bytearray, size: int, eof: bool) -> tuple[int, bool] | None:
+    """Where the window's last whole record ends and whether it has quotes; None if unsure."""
+    if buffer.find(b'"', 0, size) < 0:  # memchr: the common case costs next to nothing
+        end = size if eof else buffer.rfind(b"\n", 0, size) + 1
+        return (end, False) if end else None
+    arr = np.frombuffer(buffer, np.uint8, count=size)
+    quotes = np.flatnonzero(arr == ord('"'))
+    if eof:
+        end = size
+        if len(quotes) % 2:
+            raise _NeedsCare("the file ends inside a quoted value")
+    else:
+        newlines = np.flatnonzero(arr == ord("\n"))
+        outside = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+        if not len(outside):
+            return None
+        end = int(outside[-1]) + 1
+    quotes = quotes[quotes < end]
+    return (end, True) if _regular_quotes(arr[:end], quotes) else None
+
+
+def _regular_quotes(arr: np.ndarray, quotes: np.ndarray) -> bool:
+    """Every opening quote starts a field and every closing one ends it (or is doubled)."""
+    edges = np.array([ord(","), ord("\n"), ord("\r"), ord('"')], np.uint8)
+    before = np.full(len(quotes), ord("\n"), np.uint8)
+    before[quotes > 0] = arr[quotes[quotes > 0] - 1]
+    after = np.full(len(quotes), ord("\n"), np.uint8)
+    inside = quotes + 1 < len(arr)
+    after[inside] = arr[quotes[inside] + 1]
+    opening = np.arange(len(quotes)) % 2 == 0
+    return bool(np.where(opening, np.isin(before, edges), np.isin(after, edges)).all())
+
+
+def _spans_lines(batch: pa.RecordBatch, row: int) -> bool:
+    for column in batch.columns:
+        if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
+            value = column[row].as_py()
+            if value is not None and (b"\n" if isinstance(value, bytes) else "\n") in value:
+                return True
+    return False
+
+
+def _as_schema(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    columns = [_as_type(batch.column(f.name), f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _as_type(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """``array`` as ``target``, a scalar read for a list column becoming a one-element list."""
+    return array if array.type == target else _listed(array, target).cast(target)
+
+
+def _slices(batch: pa.RecordBatch, batch_size: int) -> Iterator[pa.RecordBatch]:
+    for start in range(0, batch.num_rows, batch_size):
+        yield batch.slice(start, batch_size)
+
+
+class _Throttle(io.RawIOBase):
+    """A file that keeps pyarrow's streaming CSV reader a couple of blocks ahead, not 32.
+
+    The reader prefetches up to 32 blocks on a background thread, so a slow consumer would
+    otherwise hold much of a large file in memory. ``read`` waits for a permit, one per batch
+    handed out; once the consumer itself has waited a while, reads go on regardless, so the
+    two never deadlock.
+    """
+
+    def __init__(self, raw: IO[bytes], ahead: int = 2) -> None:
+        super().__init__()
+        self._raw = raw
+        self._permits = threading.Semaphore(ahead)
+        self._waiting_since: float | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and not self._permits.acquire(timeout=0.05):
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > 0.5:
+                break
+        return b"" if self._done else self._raw.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def batches(self, open_reader: Callable[[_Throttle], Any]) -> Iterator[pa.RecordBatch]:
+        """Batches of ``open_reader(self)``; opening reads blocks too, so it counts as waiting."""
+        try:
+            self._waiting_since = time.monotonic()
+            try:
+                reader = open_reader(self)
+            finally:
+                self._waiting_since = None
+            while True:
+                self._waiting_since = time.monotonic()
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                finally:
+                    self._waiting_since = None
+                self._permits.release()
+                yield batch
+        finally:
+            self._done = True
