@@ -10,10 +10,9 @@ Example::
         ...
 """
 
+from conveyor.io.arrays import batch_to_numpy, check_features
 from conveyor.io.examples import (
     ExamplesSource,
-    batch_to_numpy,
-    check_features,
     dataset,
     num_rows,
     open_examples,

@@ -13,14 +13,14 @@ list, in a scalar column) is null. This is how TFX's ExampleGen output reads int
 Decoding does no per-example Python work for canonically encoded records (what TensorFlow
 and protobuf write): the batch is joined into one buffer and its map entries are walked with
 NumPy, all examples in lockstep; each column's ``Feature`` bytes are then checked and split with
-NumPy too, and its values parsed by protobuf in one call. Anything unusual (other valid
+NumPy too, and its values parsed by protobuf in one call (these fast paths live in
+:mod:`conveyor.io._example_wire`). Anything unusual (other valid
 encodings, undeclared or repeated features, errors) takes an exact per-example path instead,
 which gives the same result or names the feature and example at fault.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +31,15 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from conveyor.io import tf_example
+from conveyor.io._example_wire import (
+    BYTES,
+    FLOAT,
+    INT64,
+    TAG,
+    feature_values_fast,
+    raw_example_class,
+    split_features_fast,
+)
 from conveyor.io.bad_rows import BadInputError
 from conveyor.io.tfrecord import TFRecordWriter, iter_records
 from conveyor.types import ConveyorError
@@ -44,16 +53,12 @@ __all__ = [
     "write_tfrecord",
 ]
 
-_BYTES, _FLOAT, _INT64 = "bytes_list", "float_list", "int64_list"
-_TAG = {_BYTES: 0x0A, _FLOAT: 0x12, _INT64: 0x1A}  # Feature's oneof fields 1, 2, 3 (wire type 2)
 _LIST_CLASS = {
-    _BYTES: tf_example.BytesList,
-    _FLOAT: tf_example.FloatList,
-    _INT64: tf_example.Int64List,
+    BYTES: tf_example.BytesList,
+    FLOAT: tf_example.FloatList,
+    INT64: tf_example.Int64List,
 }
-_ARROW_TYPE = {_INT64: pa.int64(), _FLOAT: pa.float32(), _BYTES: pa.binary()}
-_NUMPY_TYPE = {_INT64: np.int64, _FLOAT: np.float32}
-_PAD = bytes(8)  # lets the vectorised varint reader look past the end of the last value
+_ARROW_TYPE = {INT64: pa.int64(), FLOAT: pa.float32(), BYTES: pa.binary()}
 
 
 # ---------------------------------------------------------------------------- inference
@@ -77,7 +82,7 @@ class _Seen:
         self.utf8 = self.utf8 and other.utf8
 
     def arrow_type(self) -> pa.DataType:
-        value_type = pa.string() if self.kind == _BYTES and self.utf8 else _ARROW_TYPE[self.kind]
+        value_type = pa.string() if self.kind == BYTES and self.utf8 else _ARROW_TYPE[self.kind]
         return value_type if self.max_values <= 1 else pa.list_(value_type)
 
 
@@ -91,7 +96,7 @@ def _sample(serialized: Iterable[bytes], max_examples: int, source: str) -> dict
                 continue
             values = getattr(feature, kind).value
             here = _Seen(kind, _where(index, source), len(values))
-            if kind == _BYTES:
+            if kind == BYTES:
                 here.utf8 = all(_is_utf8(value) for value in values)
             if name in seen:
                 seen[name].merge(name, here)
@@ -224,125 +229,9 @@ def _split_features(
     (no kind set: TFX's way to write a missing value).
     """
     names = [column.field.name for column in columns]
-    return _split_vectorised(serialized, names, wanted) or _split_by_example(
+    return split_features_fast(serialized, names, wanted) or _split_by_example(
         serialized, names, source, first
     )
-
-
-def _split_vectorised(
-    serialized: Sequence[bytes], names: list[str], wanted: list[str]
-) -> dict[str, tuple[np.ndarray, bytes]] | None:
-    """:func:`_split_features` for canonically encoded batches, with no loop over examples.
-
-    All records are joined into one buffer and walked in lockstep: step ``j`` reads the
-    ``j``-th map entry of every example at once. ``None`` (the caller then parses example by
-    example) when anything is unusual: another encoding, an undeclared or repeated feature.
-    """
-    lengths = np.fromiter(map(len, serialized), np.int64, len(serialized))
-    buf = np.frombuffer(b"".join(serialized) + _PAD, dtype=np.uint8)
-    stops = np.cumsum(lengths)
-    rows = np.flatnonzero(lengths)
-    entries = _map_entries(buf, rows, stops[rows] - lengths[rows], stops[rows])
-    if entries is None:
-        return None
-    rows, key_start, key_length, value_start, value_length = entries
-    column_of = _match_keys(buf, key_start, key_length, names)
-    if np.any(value_length[column_of < 0]):  # an undeclared feature that is not empty
-        return None
-    split = {}
-    for number, name in enumerate(names):
-        mine = column_of == number
-        here = rows[mine]
-        if here.size and np.bincount(here).max() > 1:  # a feature twice in one example
-            return None
-        if name not in wanted:
-            continue
-        sizes = np.zeros(len(serialized), np.int64)
-        sizes[here] = value_length[mine]
-        starts = np.zeros(len(serialized), np.int64)
-        starts[here] = value_start[mine]
-        split[name] = (sizes, _gather(buf, starts, sizes).tobytes())
-    return split
-
-
-def _map_entries(buf: np.ndarray, rows: np.ndarray, starts: np.ndarray, stops: np.ndarray):
-    """Row, key and value ranges of every ``Features`` map entry of the Examples in ``buf``.
-
-    Each Example must be exactly one ``features`` field; each entry exactly a key field then
-    a value field, as protobuf and TensorFlow write them; otherwise ``None``.
-    """
-    pos = _one_field(buf, starts, stops, 0x0A)
-    if pos is None:
-        return None
-    found: list[tuple[np.ndarray, ...]] = []
-    while rows.size:
-        going = pos < stops
-        rows, pos, stops = rows[going], pos[going], stops[going]
-        if len(found) > 64 and rows.size < 64:  # a few very wide examples: not worth it
-            return None
-        if not rows.size:
-            break
-        entry = _field_at(buf, pos, stops, 0x0A)
-        if entry is None:
-            return None
-        entry_start, entry_stop = entry
-        key = _field_at(buf, entry_start, entry_stop, 0x0A)
-        if key is None:
-            return None
-        value = _field_at(buf, key[1], entry_stop, 0x12)
-        if value is None or not np.array_equal(value[1], entry_stop):
-            return None
-        found.append((rows, key[0], key[1] - key[0], value[0], value[1] - value[0]))
-        pos = entry_stop
-    if not found:
-        return (np.zeros(0, np.int64),) * 5
-    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
-
-
-def _match_keys(
-    buf: np.ndarray, key_start: np.ndarray, key_length: np.ndarray, names: list[str]
-) -> np.ndarray:
-    """For each key ``buf[start:start + length]``, the index of the equal name, or -1.
-
-    Keys are compared 8 bytes at a time through an unaligned little-endian uint64 view of
-    ``buf`` (``words[i]`` is bytes ``i`` to ``i + 7``); the first word rules out most names.
-    """
-    words = np.ndarray((buf.size - 7,), dtype="<u8", buffer=buf, strides=(1,))
-    first = words[key_start] & _LOW_BYTES[np.minimum(key_length, 8)]
-    column_of = np.full(key_start.size, -1)
-    for number, name in enumerate(names):
-        key = name.encode()
-        padded = np.frombuffer(key + bytes(-len(key) % 8), dtype="<u8")
-        same = np.flatnonzero((key_length == len(key)) & (first == (padded[0] if key else 0)))
-        for word in range(1, padded.size):
-            mask = _LOW_BYTES[min(len(key) - 8 * word, 8)]
-            same = same[(words[key_start[same] + 8 * word] & mask) == padded[word]]
-        column_of[same] = number
-    return column_of
-
-
-_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
-
-
-def _field_at(buf: np.ndarray, at: np.ndarray, limit: np.ndarray, tag: int):
-    """Body ranges of the length-delimited fields with ``tag`` at ``at``, inside ``limit``.
-
-    Reads at most 5 bytes past ``at``; ``buf`` is padded so that is always in bounds.
-    """
-    if np.any(buf[at] != tag):
-        return None
-    length, size = _varints(buf, at + 1)
-    if length is None:
-        return None
-    start = at + 1 + size
-    stop = start + length
-    return None if np.any(stop > limit) else (start, stop)
-
-
-def _gather(buf: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The byte ranges ``[start, start + size)`` of ``buf``, one after another."""
-    offsets = np.cumsum(sizes) - sizes
-    return buf[np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))]
 
 
 def _split_by_example(
@@ -353,7 +242,7 @@ def _split_by_example(
     lengths: dict[str, list[np.ndarray]] = {name: [np.zeros(0, np.int64)] for name in names}
     pieces: dict[str, list[bytes]] = {name: [] for name in names}
     undeclared: set[str] = set()
-    parse = _raw_example_class().FromString
+    parse = raw_example_class().FromString
     for start in range(0, len(serialized), _SPLIT_ROWS):
         chunk = serialized[start : start + _SPLIT_ROWS]
         size = len(chunk)
@@ -406,7 +295,8 @@ class _ColumnDecoder:
         self.source, self.first = source, first
 
     def array(self) -> pa.Array:
-        counts, present, values = self._fast() or self._slow()
+        fast = feature_values_fast(self.lengths, self.joined, self.column.kind)
+        counts, present, values = fast or self._slow()
         if not self.column.is_list and counts.size and counts.max() > 1:
             row = int(np.argmax(counts > 1))
             raise self._error(
@@ -425,43 +315,6 @@ class _ColumnDecoder:
                 row, "is missing but the schema says it is not nullable", "fix the data"
             )
         return array
-
-    def _fast(self) -> tuple[np.ndarray, np.ndarray, pa.Array] | None:
-        """Canonical encodings (what TensorFlow and protobuf write), checked and split with
-        NumPy; ``None`` when any example is encoded otherwise."""
-        lengths, joined, kind = self.lengths, self.joined, self.column.kind
-        buf = np.frombuffer(joined + _PAD, dtype=np.uint8)
-        present = lengths > 0
-        rows = np.flatnonzero(present)
-        stops = np.cumsum(lengths)[rows]
-        # Feature: exactly one field, the expected list; then the list's one field of values.
-        list_start = _one_field(buf, stops - lengths[rows], stops, _TAG[kind])
-        if list_start is None:
-            return None
-        nonempty = list_start < stops
-        rows, stops = rows[nonempty], stops[nonempty]
-        body = _one_field(buf, list_start[nonempty], stops, 0x0A)
-        if body is None:
-            return None
-        counts = np.zeros(lengths.size, dtype=np.int64)
-        if kind == _BYTES:  # the field spans the whole BytesList: one value per example
-            counts[rows] = 1
-            return counts, present, _gather_binary(buf, body, stops)
-        if kind == _FLOAT:
-            if np.any((stops - body) % 4):
-                return None
-            counts[rows] = (stops - body) // 4
-        else:  # packed varints: count the bytes that end one
-            if np.any(buf[stops - 1] >= 0x80):
-                return None
-            varint_ends = np.concatenate(([0], np.cumsum(buf < 0x80)))
-            counts[rows] = varint_ends[stops] - varint_ends[body]
-        # Concatenated Features of one kind parse as one Feature holding every value in order.
-        merged = getattr(tf_example.Feature.FromString(joined), kind).value
-        values = np.array(merged, dtype=_NUMPY_TYPE[kind])
-        if values.size != counts.sum():
-            return None
-        return counts, present, pa.array(values)
 
     def _slow(self) -> tuple[np.ndarray, np.ndarray, pa.Array]:
         """Any valid encoding, one example at a time."""
@@ -535,88 +388,6 @@ def _first_failing(values: pa.Array, target: pa.DataType) -> int:
     return 0
 
 
-def _one_field(buf: np.ndarray, starts: np.ndarray, stops: np.ndarray, tag: int):
-    """Where the body of each ``[start, stop)`` message's only field begins, or ``None``.
-
-    ``None`` unless every message is exactly one length-delimited field with this tag whose
-    body runs to ``stop``: the canonical encoding the fast path relies on.
-    """
-    if not starts.size:
-        return starts
-    if np.any(buf[starts] != tag):
-        return None
-    length, size = _varints(buf, starts + 1)
-    if length is None:
-        return None
-    body = starts + 1 + size
-    return body if np.array_equal(body + length, stops) else None
-
-
-def _varints(buf: np.ndarray, at: np.ndarray):
-    """Decode one varint (up to 4 bytes, lengths below 256 MiB) at each position."""
-    first = buf[at]
-    if not np.any(first & 0x80):  # the usual case: every length below 128
-        return first.astype(np.int64), 1
-    value = np.zeros(at.size, dtype=np.int64)
-    size = np.zeros(at.size, dtype=np.int64)
-    going = np.ones(at.size, dtype=bool)
-    for shift in range(4):
-        byte = buf[at + shift].astype(np.int64)
-        value |= np.where(going, (byte & 0x7F) << (7 * shift), 0)
-        size += going
-        going &= byte >= 0x80
-    return (None, None) if going.any() else (value, size)
-
-
-def _gather_binary(buf: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> pa.Array:
-    """A binary array of the byte ranges ``[start, stop)`` of ``buf``, without Python objects."""
-    offsets = np.concatenate(([0], np.cumsum(stops - starts)))
-    data = _gather(buf, starts, stops - starts)
-    return pa.Array.from_buffers(
-        pa.binary(), starts.size, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
-    )
-
-
-@functools.cache
-def _raw_example_class() -> type:
-    """A view of ``Example`` that stops at each feature's name and serialized ``Feature``.
-
-    ``map<string, Feature>`` and ``map<string, bytes>`` are the same on the wire; reading the
-    values as bytes lets NumPy split them by column afterwards.
-    """
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    field = descriptor_pb2.FieldDescriptorProto
-    optional = field.LABEL_OPTIONAL
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="conveyor/raw_example.proto", package="conveyor_raw", syntax="proto3"
-    )
-    features = proto.message_type.add(name="Features")
-    entry = features.nested_type.add(name="FeatureEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=optional)
-    entry.field.add(name="value", number=2, type=field.TYPE_BYTES, label=optional)
-    features.field.add(
-        name="feature",
-        number=1,
-        type=field.TYPE_MESSAGE,
-        type_name=".conveyor_raw.Features.FeatureEntry",
-        label=field.LABEL_REPEATED,
-    )
-    example = proto.message_type.add(name="Example")
-    example.field.add(
-        name="features",
-        number=1,
-        type=field.TYPE_MESSAGE,
-        type_name=".conveyor_raw.Features",
-        label=optional,
-    )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("conveyor_raw.Example"))
-
-
-# ---------------------------------------------------------------------------- encoding
 def encode(batch: pa.RecordBatch | pa.Table) -> list[bytes]:
     """Serialize each row as a ``tf.train.Example`` (features in name order, nulls left out).
 
@@ -641,7 +412,7 @@ def _encode_column(name: str, column: pa.Array | pa.ChunkedArray) -> list[bytes 
     is_list = _is_list_type(value_type)
     if is_list:
         value_type = value_type.value_type
-    kind = _kind_of(value_type) if not pa.types.is_null(value_type) else _INT64
+    kind = _kind_of(value_type) if not pa.types.is_null(value_type) else INT64
     if kind is None:
         raise ConveyorError(
             f"Column {name!r} has type {column.type}, which tf.train.Example cannot hold (it "
@@ -650,7 +421,7 @@ def _encode_column(name: str, column: pa.Array | pa.ChunkedArray) -> list[bytes 
         )
     key = name.encode()
     prefix = b"\x0a" + _varint(len(key)) + key + b"\x12"
-    tag = bytes((_TAG[kind],))
+    tag = bytes((TAG[kind],))
     to_list = _LIST_CLASS[kind]
 
     def entry(values: list) -> bytes:
@@ -676,9 +447,9 @@ def _encode_column(name: str, column: pa.Array | pa.ChunkedArray) -> list[bytes 
 
 
 def _scalar(value, kind: str):
-    if kind == _BYTES and isinstance(value, str):
+    if kind == BYTES and isinstance(value, str):
         return value.encode()
-    if kind == _INT64:
+    if kind == INT64:
         return int(value)
     return value
 
@@ -762,9 +533,9 @@ def write_tfrecord(
 # ---------------------------------------------------------------------------- helpers
 def _kind_of(value_type: pa.DataType) -> str | None:
     if pa.types.is_integer(value_type) or pa.types.is_boolean(value_type):
-        return _INT64
+        return INT64
     if pa.types.is_floating(value_type):
-        return _FLOAT
+        return FLOAT
     text_types = (
         pa.types.is_string,
         pa.types.is_large_string,
@@ -774,7 +545,7 @@ def _kind_of(value_type: pa.DataType) -> str | None:
         pa.types.is_binary_view,
     )
     if any(check(value_type) for check in text_types):
-        return _BYTES
+        return BYTES
     return None
 
 
@@ -803,7 +574,7 @@ def _not_an_example(index: int, source: str, exc: Exception) -> BadInputError:
 
 
 def _a(kind: str) -> str:
-    return f"an {kind}" if kind == _INT64 else f"a {kind}"
+    return f"an {kind}" if kind == INT64 else f"a {kind}"
 
 
 def _where(index: int, source: str) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from conveyor.io import filesystems as fsx
+from conveyor.io.arrays import batch_to_numpy, check_features
 from conveyor.types import Artifact, ConveyorError
 
 if TYPE_CHECKING:
@@ -366,39 +367,54 @@ def _read_files(
                 yield batch
 
 
+class _Held:
+    """Record batches held back until enough rows have come in."""
+
+    def __init__(self) -> None:
+        self.batches: list[pa.RecordBatch] = []
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> int:
+        """Hold ``batch`` too; returns how many rows are held now."""
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        return self.rows
+
+    def take_all(self) -> pa.RecordBatch:
+        """Every row held, as one batch; nothing is held after."""
+        merged = self.batches[0] if len(self.batches) == 1 else pa.concat_batches(self.batches)
+        self.batches, self.rows = [], 0
+        return merged
+
+
 def _shuffle_rows(
     batches: Iterator[pa.RecordBatch], rng: np.random.Generator, capacity: int
 ) -> Iterator[pa.RecordBatch]:
     """Mix rows within a buffer: each time it fills, emit a random half and keep the rest."""
-    pending: list[pa.RecordBatch] = []
-    held = 0
+    held = _Held()
     for batch in batches:
-        pending.append(batch)
-        held += batch.num_rows
-        if held >= capacity:
-            merged = pa.concat_batches(pending)
-            order = rng.permutation(held)
-            out = held - capacity // 2
+        if held.add(batch) >= capacity:
+            merged = held.take_all()
+            order = rng.permutation(merged.num_rows)
+            out = merged.num_rows - capacity // 2
             yield merged.take(pa.array(order[:out]))
-            pending, held = [merged.take(pa.array(order[out:]))], held - out
-    if held:
-        merged = pa.concat_batches(pending)
-        yield merged.take(pa.array(rng.permutation(held)))
+            held.add(merged.take(pa.array(order[out:])))
+    if held.rows:
+        merged = held.take_all()
+        yield merged.take(pa.array(rng.permutation(merged.num_rows)))
 
 
 def _rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
-    pending: list[pa.RecordBatch] = []
-    held = 0
+    held = _Held()
     for batch in batches:
-        pending.append(batch)
-        held += batch.num_rows
-        while held >= size:
-            merged = pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+        held.add(batch)
+        while held.rows >= size:
+            merged = held.take_all()
             yield merged.slice(0, size)
-            rest = merged.slice(size)
-            pending, held = ([rest] if rest.num_rows else []), rest.num_rows
-    if held:
-        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+            if merged.num_rows > size:
+                held.add(merged.slice(size))
+    if held.rows:
+        yield held.take_all()
 
 
 def _check_stream_options(batch_size: Any, shuffle_buffer: Any, repeat: Any, shard: Any) -> None:
@@ -447,31 +463,6 @@ def _check_columns(
     return list(columns)
 
 
-def check_features(
-    examples: ExamplesLike,
-    split: str = "train",
-    *,
-    features: Sequence[str],
-    label: str | None = None,
-) -> ExamplesSource:
-    """Fail before reading any row if ``features`` or ``label`` are missing, or a feature is
-    not numeric; returns the opened source."""
-    source = open_examples(examples)
-    if isinstance(features, str) or not features:
-        raise ConveyorError(
-            "The 'features' parameter must be a non-empty list of column names. "
-            f"Got {features!r} instead."
-        )
-    _check_columns(source, split, features, role="feature")
-    if label is not None:
-        _check_columns(source, split, [label], role="label")
-    try:
-        batch_to_numpy(source.schema(split).empty_table(), features=features, label=label)
-    except ConveyorError as exc:
-        raise ConveyorError(f"{exc} (Split {split!r} of the Examples at {source.uri}.)") from None
-    return source
-
-
 def to_numpy(
     examples: ExamplesLike,
     split: str = "train",
@@ -487,94 +478,3 @@ def to_numpy(
     columns = list(dict.fromkeys([*features, *([label] if label is not None else [])]))
     table = read_table(source, split, columns)
     return batch_to_numpy(table, features=features, label=label, dtype=dtype)
-
-
-def batch_to_numpy(
-    batch: pa.RecordBatch | pa.Table,
-    *,
-    features: Sequence[str],
-    label: str | None = None,
-    dtype: Any = np.float32,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(X, y)`` from one record batch or table; see :func:`to_numpy`."""
-    dtype = np.dtype(dtype)
-    X = np.empty((batch.num_rows, len(features)), dtype=dtype)
-    for j, name in enumerate(features):
-        X[:, j] = _feature_values(_column(batch, name), name, dtype)
-    y = None if label is None else _label_values(_column(batch, label), label)
-    return X, y
-
-
-def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
-    if name not in batch.schema.names:
-        raise ConveyorError(f"No column {name!r}; columns: {', '.join(batch.schema.names)}.")
-    column = batch.column(name)
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        column = _single_values(column, name)
-    return column
-
-
-def _single_values(column: pa.Array, name: str) -> pa.Array:
-    """A list column whose lists hold at most one value (as tf.Example decodes) as scalars."""
-    import pyarrow.compute as pc
-
-    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
-    if len(lengths) and lengths.max() > 1:
-        row = int(np.argmax(lengths > 1))
-        raise ConveyorError(
-            f"Feature {name!r} holds lists (row {row} has {lengths[row]} values), but a single "
-            "value per row is needed here. Transform it into scalar columns first."
-        )
-    present = lengths == 1
-    positions = pa.array(np.cumsum(present) - 1, mask=~present)
-    return column.flatten().take(positions)
-
-
-def _is_numeric(arrow_type: pa.DataType) -> bool:
-    return any(
-        check(arrow_type)
-        for check in (
-            pa.types.is_integer,
-            pa.types.is_floating,
-            pa.types.is_boolean,
-            pa.types.is_decimal,
-            pa.types.is_null,
-        )
-    )
-
-
-def _feature_values(column: pa.Array, name: str, dtype: np.dtype) -> np.ndarray:
-    if not _is_numeric(column.type):
-        raise ConveyorError(
-            f"Feature {name!r} is {column.type}, but a numeric matrix needs scalar numeric "
-            "features (int, float, bool). Transform or encode it first (e.g. a vocabulary or "
-            "one-hot encoding in Transform), or leave it out of 'features'."
-        )
-    if dtype.kind != "f" and column.null_count:
-        raise ConveyorError(
-            f"Feature {name!r} has {column.null_count} missing values, which dtype {dtype} "
-            "cannot hold. Impute them first, or use a float dtype (missing values become NaN)."
-        )
-    try:
-        target = pa.from_numpy_dtype(dtype) if dtype.kind == "f" else pa.float64()
-    except (pa.ArrowNotImplementedError, NotImplementedError, TypeError):  # e.g. bfloat16
-        target = pa.float64()
-    return column.cast(target, safe=False).to_numpy(zero_copy_only=False)
-
-
-def _label_values(column: pa.Array, name: str) -> np.ndarray:
-    if column.null_count:
-        raise ConveyorError(
-            f"Label {name!r} is missing in {column.null_count} rows. "
-            "Drop or impute those rows before training."
-        )
-    if not (
-        _is_numeric(column.type)
-        or pa.types.is_string(column.type)
-        or pa.types.is_large_string(column.type)
-    ):
-        raise ConveyorError(f"Label {name!r} is {column.type}; expected a number or a string.")
-    return column.to_numpy(zero_copy_only=False, writable=True)

@@ -3,7 +3,7 @@
 Each framework is imported only when its function is called; a missing one is a
 :class:`~conveyor.types.ConveyorError` that says what to install. Batches are ``(X, y)``
 (``X`` alone without a label), or with ``as_dict=True`` one array per feature and the label,
-keyed by column name.
+keyed by column name. Every function takes the same keyword arguments, :class:`BatchOptions`.
 
 Example::
 
@@ -19,18 +19,13 @@ import functools
 import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pyarrow as pa
 
-from conveyor.io.examples import (
-    ExamplesLike,
-    ExamplesSource,
-    batch_to_numpy,
-    check_features,
-    record_batches,
-)
+from conveyor.io.arrays import batch_to_numpy, check_features
+from conveyor.io.examples import ExamplesLike, ExamplesSource, record_batches
 from conveyor.types import ConveyorError
 
 __all__ = ["jax_batches", "tf_dataset", "torch_dataloader", "torch_dataset"]
@@ -79,22 +74,60 @@ class _BatchPlan:
             yield out if self.label is None else {**out, self.label: y}
 
 
+class BatchOptions(TypedDict, total=False):
+    """The keyword arguments every function here takes, besides ``features``.
+
+    ``label`` (default none: batches are ``X`` alone); ``batch_size`` (256), ``shuffle``
+    (False), ``seed``, ``shuffle_buffer``, ``repeat`` (False) and ``shard`` as in
+    :func:`~conveyor.io.examples.record_batches`; ``as_dict`` (False) for one array per
+    column, keyed by name; ``dtype`` of the features (``numpy.float32``).
+    """
+
+    label: str | None
+    batch_size: int
+    shuffle: bool
+    seed: int | None
+    shuffle_buffer: int | None
+    repeat: bool | int
+    shard: tuple[int, int] | None
+    as_dict: bool
+    dtype: Any
+
+
+_DEFAULTS: BatchOptions = {
+    "label": None,
+    "batch_size": 256,
+    "shuffle": False,
+    "seed": None,
+    "shuffle_buffer": None,
+    "repeat": False,
+    "shard": None,
+    "as_dict": False,
+    "dtype": np.float32,
+}
+
+
+def _with_defaults(caller: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` completed with the defaults; an unknown one is the TypeError Python gives."""
+    for name in options:
+        if name not in _DEFAULTS:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
+    return {**_DEFAULTS, **options}
+
+
 def _plan(
     caller: str,
     examples: ExamplesLike,
     split: str,
-    *,
     features: Sequence[str],
-    label: str | None,
-    dtype: Any,
-    as_dict: bool,
-    **stream: Any,
+    options: dict[str, Any],
 ) -> _BatchPlan:
+    """Check every argument before anything is read; ``options`` as from ``_with_defaults``."""
+    stream = dict(options)
+    label, as_dict, dtype = stream.pop("label"), stream.pop("as_dict"), stream.pop("dtype")
     source = check_features(examples, split, features=features, label=label)
     if label is not None:
-        arrow_type = source.schema(split).field(label).type
-        if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-            arrow_type = arrow_type.value_type
+        arrow_type = _label_type(source, split, label)
         if not (
             pa.types.is_integer(arrow_type)
             or pa.types.is_floating(arrow_type)
@@ -106,6 +139,14 @@ def _plan(
             )
     record_batches(source, split, columns=list(features), **stream)  # checks the options now
     return _BatchPlan(source, split, list(features), label, np.dtype(dtype), as_dict, stream)
+
+
+def _label_type(source: ExamplesSource, split: str, label: str) -> pa.DataType:
+    """The label's Arrow type; a list (tf.Example's way to hold one value) gives its values'."""
+    arrow_type = source.schema(split).field(label).type
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return arrow_type.value_type
+    return arrow_type
 
 
 def _convert(batch: Any, to_array: Any) -> Any:
@@ -158,42 +199,21 @@ def torch_dataset(
     split: str = "train",
     *,
     features: Sequence[str],
-    label: str | None = None,
-    batch_size: int = 256,
-    shuffle: bool = False,
-    seed: int | None = None,
-    shuffle_buffer: int | None = None,
-    repeat: bool | int = False,
-    shard: tuple[int, int] | None = None,
-    as_dict: bool = False,
-    dtype: Any = np.float32,
+    **options: Unpack[BatchOptions],
 ) -> Any:
-    """A ``torch.utils.data.IterableDataset`` of ready-made batches of tensors.
+    """A ``torch.utils.data.IterableDataset`` of ready-made batches of tensors; ``options``
+    are the :class:`BatchOptions`, and ``dtype`` may also be a ``torch.dtype``.
 
     Inside a DataLoader with workers, each worker reads a disjoint shard (by
     ``get_worker_info()``), so an epoch sees every row exactly once; ``shard=(rank, world)``
     splits the data between processes first, e.g. for DistributedDataParallel. Call
     ``set_epoch(e)`` before each epoch to reshuffle a seeded shuffle.
     """
+    settings = _with_defaults("torch_dataset", options)
     torch = _require("torch", "torch", "torch_dataset")
-    if isinstance(dtype, torch.dtype):
-        dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    plan = _plan(
-        "torch_dataset",
-        examples,
-        split,
-        features=features,
-        label=label,
-        dtype=dtype,
-        as_dict=as_dict,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        shuffle_buffer=shuffle_buffer,
-        repeat=repeat,
-        shard=shard,
-    )
-    return _torch_dataset_class()(plan)
+    if isinstance(settings["dtype"], torch.dtype):
+        settings["dtype"] = torch.empty(0, dtype=settings["dtype"]).numpy().dtype
+    return _torch_dataset_class()(_plan("torch_dataset", examples, split, features, settings))
 
 
 def torch_dataloader(
@@ -201,37 +221,17 @@ def torch_dataloader(
     split: str = "train",
     *,
     features: Sequence[str],
-    label: str | None = None,
-    batch_size: int = 256,
-    shuffle: bool = False,
-    seed: int | None = None,
-    shuffle_buffer: int | None = None,
-    repeat: bool | int = False,
-    shard: tuple[int, int] | None = None,
-    as_dict: bool = False,
-    dtype: Any = np.float32,
     num_workers: int = 0,
-    **loader_kwargs: Any,
+    **options: Any,
 ) -> Any:
     """A ``torch.utils.data.DataLoader`` over :func:`torch_dataset` (batches come ready-made,
-    so the loader's own ``batch_size`` is ``None``); ``loader_kwargs`` go to the DataLoader."""
-    data = torch_dataset(
-        examples,
-        split,
-        features=features,
-        label=label,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        shuffle_buffer=shuffle_buffer,
-        repeat=repeat,
-        shard=shard,
-        as_dict=as_dict,
-        dtype=dtype,
-    )
+    so the loader's own ``batch_size`` is ``None``); ``options`` that are not
+    :class:`BatchOptions` go to the DataLoader."""
+    batch_options = {name: options.pop(name) for name in list(options) if name in _DEFAULTS}
+    data = torch_dataset(examples, split, features=features, **batch_options)
     from torch.utils.data import DataLoader
 
-    return DataLoader(data, batch_size=None, num_workers=num_workers, **loader_kwargs)
+    return DataLoader(data, batch_size=None, num_workers=num_workers, **options)
 
 
 # --- JAX -----------------------------------------------------------------------------------
@@ -242,37 +242,19 @@ def jax_batches(
     split: str = "train",
     *,
     features: Sequence[str],
-    label: str | None = None,
-    batch_size: int = 256,
-    shuffle: bool = False,
-    seed: int | None = None,
-    shuffle_buffer: int | None = None,
-    repeat: bool | int = False,
     drop_remainder: bool = False,
-    shard: tuple[int, int] | None = None,
-    as_dict: bool = False,
-    dtype: Any = np.float32,
+    **options: Unpack[BatchOptions],
 ) -> Iterator[Any]:
-    """Batches of ``jax.numpy`` arrays. ``drop_remainder=True`` drops each epoch's short
-    last batch, so every batch has the same shape (one compilation of a jitted step). For
-    multi-host training pass ``shard=(jax.process_index(), jax.process_count())``."""
+    """Batches of ``jax.numpy`` arrays; ``options`` are the :class:`BatchOptions`.
+
+    ``drop_remainder=True`` drops each epoch's short last batch, so every batch has the same
+    shape (one compilation of a jitted step). For multi-host training pass
+    ``shard=(jax.process_index(), jax.process_count())``."""
+    settings = _with_defaults("jax_batches", options)
     jnp = _require("jax.numpy", "jax", "jax_batches")
-    plan = _plan(
-        "jax_batches",
-        examples,
-        split,
-        features=features,
-        label=label,
-        dtype=dtype,
-        as_dict=as_dict,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        shuffle_buffer=shuffle_buffer,
-        repeat=repeat,
-        shard=shard,
-    )
-    return _jax_batches(plan.numpy_batches(), jnp, batch_size if drop_remainder else 0)
+    plan = _plan("jax_batches", examples, split, features, settings)
+    full_size = settings["batch_size"] if drop_remainder else 0
+    return _jax_batches(plan.numpy_batches(), jnp, full_size)
 
 
 def _jax_batches(batches: Iterator[Any], jnp: Any, full_size: int) -> Iterator[Any]:
@@ -291,49 +273,27 @@ def tf_dataset(
     split: str = "train",
     *,
     features: Sequence[str],
-    label: str | None = None,
-    batch_size: int = 256,
-    shuffle: bool = False,
-    seed: int | None = None,
-    shuffle_buffer: int | None = None,
-    repeat: bool | int = False,
-    shard: tuple[int, int] | None = None,
-    as_dict: bool = False,
-    dtype: Any = np.float32,
+    **options: Unpack[BatchOptions],
 ) -> Any:
-    """A ``tf.data.Dataset`` of batches (``from_generator``), for Keras ``model.fit``.
+    """A ``tf.data.Dataset`` of batches (``from_generator``), for Keras ``model.fit``;
+    ``options`` are the :class:`BatchOptions`.
 
     Only when TensorFlow is installed; Conveyor itself never needs it.
     """
+    settings = _with_defaults("tf_dataset", options)
     tf = _require("tensorflow", "tensorflow", "tf_dataset")
-    plan = _plan(
-        "tf_dataset",
-        examples,
-        split,
-        features=features,
-        label=label,
-        dtype=dtype,
-        as_dict=as_dict,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        shuffle_buffer=shuffle_buffer,
-        repeat=repeat,
-        shard=shard,
-    )
-    x_type = tf.as_dtype(np.dtype(dtype))
+    plan = _plan("tf_dataset", examples, split, features, settings)
+    x_type = tf.as_dtype(plan.dtype)
     y_spec = None
-    if label is not None:
-        arrow_type = plan.source.schema(split).field(label).type
-        if hasattr(arrow_type, "value_type"):  # a tf.Example list of one value
-            arrow_type = arrow_type.value_type
-        y_spec = tf.TensorSpec((None,), tf.as_dtype(np.dtype(arrow_type.to_pandas_dtype())))
-    if as_dict:
-        spec: Any = {name: tf.TensorSpec((None,), x_type) for name in features}
-        if label is not None:
-            spec[label] = y_spec
+    if plan.label is not None:
+        y_type = np.dtype(_label_type(plan.source, split, plan.label).to_pandas_dtype())
+        y_spec = tf.TensorSpec((None,), tf.as_dtype(y_type))
+    if plan.as_dict:
+        spec: Any = {name: tf.TensorSpec((None,), x_type) for name in plan.features}
+        if plan.label is not None:
+            spec[plan.label] = y_spec
     else:
-        x_spec = tf.TensorSpec((None, len(features)), x_type)
-        spec = x_spec if label is None else (x_spec, y_spec)
+        x_spec = tf.TensorSpec((None, len(plan.features)), x_type)
+        spec = x_spec if plan.label is None else (x_spec, y_spec)
 
     return tf.data.Dataset.from_generator(plan.numpy_batches, output_signature=spec)
