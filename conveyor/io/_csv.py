@@ -251,24 +251,28 @@ class _FastCsv:
 
 
 def _cut(buffer: bytearray, size: int, eof: bool) -> tuple[int, bool] | None:
-    """Where the window's last whole record ends and whether it has quotes; None if unsure."""
+    """Where the window's last whole record ends and whether a quoted value in it spans
+    lines; None if unsure."""
     if buffer.find(b'"', 0, size) < 0:  # memchr: the common case costs next to nothing
         end = size if eof else buffer.rfind(b"\n", 0, size) + 1
         return (end, False) if end else None
     arr = np.frombuffer(buffer, np.uint8, count=size)
     quotes = np.flatnonzero(arr == ord('"'))
+    newlines = np.flatnonzero(arr == ord("\n"))
+    inside = np.searchsorted(quotes, newlines) % 2 == 1  # newlines within quoted values
     if eof:
         end = size
         if len(quotes) % 2:
             raise _NeedsCare("the file ends inside a quoted value")
     else:
-        newlines = np.flatnonzero(arr == ord("\n"))
-        outside = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+        outside = newlines[~inside]
         if not len(outside):
             return None
         end = int(outside[-1]) + 1
     quotes = quotes[quotes < end]
-    return (end, True) if _regular_quotes(arr[:end], quotes) else None
+    # Without a newline inside quotes, pyarrow may split the window at any line: faster.
+    multiline = bool(inside[newlines < end].any())
+    return (end, multiline) if _regular_quotes(arr[:end], quotes) else None
 
 
 def _regular_quotes(arr: np.ndarray, quotes: np.ndarray) -> bool:
