@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
+from typing import Any
 
 import pyarrow as pa
 
@@ -196,6 +197,14 @@ def _schema_uri(schema: Schema | None, schema_file: str | None) -> str | None:
     return schema_file
 
 
+def _generate(arguments: dict[str, Any], **fixed: Any) -> None:
+    """Call :func:`generate_examples` with a component's own arguments (its ``locals()``)."""
+    options = {**arguments, **fixed}
+    examples = options.pop("examples")
+    options["schema_uri"] = _schema_uri(options.pop("schema"), options.pop("schema_file"))
+    generate_examples(examples, **options)
+
+
 @component(file_params=("input_base",))
 def FileExampleGen(
     examples: Output[Examples],
@@ -217,13 +226,7 @@ def FileExampleGen(
     ``input_config`` maps split names to file patterns under ``input_base`` (pre-split
     input); otherwise rows are hash-split by ``output_config`` (default 2:1 train/eval).
     """
-    generate_examples(
-        examples, input_base=input_base, format=format, input_config=input_config,
-        output_config=output_config, partition_feature=partition_feature,
-        range_config=range_config, schema_uri=_schema_uri(schema, schema_file),
-        output_format=output_format, on_bad_rows=on_bad_rows, batch_size=batch_size,
-        rows_per_file=rows_per_file,
-    )  # fmt: skip
+    _generate(locals())
 
 
 @component(file_params=("input_base",))
@@ -242,13 +245,7 @@ def CsvExampleGen(
     rows_per_file: Param[int] = 1_000_000,
 ):
     """Read CSV files (with a header row) into Examples; see :func:`FileExampleGen`."""
-    generate_examples(
-        examples, input_base=input_base, format="csv", input_config=input_config,
-        output_config=output_config, partition_feature=partition_feature,
-        range_config=range_config, schema_uri=_schema_uri(schema, schema_file),
-        output_format=output_format, on_bad_rows=on_bad_rows, batch_size=batch_size,
-        rows_per_file=rows_per_file,
-    )  # fmt: skip
+    _generate(locals(), format="csv")
 
 
 @component(file_params=("input_base",))
@@ -276,10 +273,4 @@ def ImportExampleGen(
             f"ImportExampleGen reads 'tfrecord' or 'parquet'; got format={format!r}. Use "
             "FileExampleGen for other formats."
         )
-    generate_examples(
-        examples, input_base=input_base, format=format, input_config=input_config,
-        output_config=output_config, partition_feature=partition_feature,
-        range_config=range_config, schema_uri=_schema_uri(schema, schema_file),
-        output_format=output_format, on_bad_rows=on_bad_rows, batch_size=batch_size,
-        rows_per_file=rows_per_file,
-    )  # fmt: skip
+    _generate(locals())
