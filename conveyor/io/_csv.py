@@ -22,6 +22,7 @@ import pyarrow.csv as pcsv
 
 from conveyor.io import filesystems as fsx
 from conveyor.io.bad_rows import BadInputError, BadRows
+from conveyor.io.prefetch import prefetch
 from conveyor.io.sources import (
     _check_fixed,
     _listed,
@@ -171,7 +172,8 @@ class _NeedsCare(Exception):
 
 
 class _FastCsv:
-    """The common case: windows of whole records, each parsed by ``read_csv`` on all cores.
+    """The common case: windows of whole records, each parsed by ``read_csv`` on all cores
+    while a thread reads and cuts the next window.
 
     A window is cut at the last newline outside quotes. Quotes are followed by parity,
     which matches pyarrow's parse when the quoting is regular (a quote opens a field or
@@ -187,28 +189,21 @@ class _FastCsv:
         self.types = {f.name: _csv_read_type(f) for f in schema}
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        window = self.file.window
         with fsx.open_file(self.file.uri, "rb") as handle:
-            leftover = b""
-            while True:
-                buffer = bytearray(window)  # fresh each time: the parsed table may point into it
-                buffer[: len(leftover)] = leftover
-                size = len(leftover) + _read_into(handle, memoryview(buffer)[len(leftover) :])
-                if not size:
-                    return
-                eof = size < window
-                cut = _cut(buffer, size, eof)
-                if cut is None:
-                    handle.seek(self.offset)
-                    yield from self._streamed(handle)
-                    return
-                end, quoted = cut
-                yield from self._window(memoryview(buffer)[:end], quoted)
-                self.offset += end
-                self.delivered = 0
-                leftover = bytes(buffer[end:size])
-                if eof and not leftover:
-                    return
+            # The next window is read and cut on a thread while pyarrow parses this one.
+            windows = prefetch(_windows(handle, self.file.window), depth=1)
+            try:
+                for data, quoted in windows:
+                    if data is None:
+                        windows.close()  # joins the thread: the handle is ours again
+                        handle.seek(self.offset)
+                        yield from self._streamed(handle)
+                        return
+                    yield from self._window(data, quoted)
+                    self.offset += len(data)
+                    self.delivered = 0
+            finally:
+                windows.close()
 
     def _window(self, data: memoryview, quoted: bool) -> Iterator[pa.RecordBatch]:
         table = pcsv.read_csv(
@@ -250,6 +245,28 @@ class _FastCsv:
         return batch
 
 
+def _windows(handle: IO[bytes], window: int) -> Iterator[tuple[memoryview | None, bool]]:
+    """Whole records of up to ``window`` bytes each, and whether a quoted value in them spans
+    lines; ``(None, False)`` where it is unsure where records end, and nothing after."""
+    leftover = b""
+    while True:
+        buffer = bytearray(window)  # fresh each time: the parsed table may point into it
+        buffer[: len(leftover)] = leftover
+        size = len(leftover) + _read_into(handle, memoryview(buffer)[len(leftover) :])
+        if not size:
+            return
+        eof = size < window
+        cut = _cut(buffer, size, eof)
+        if cut is None:
+            yield None, False
+            return
+        end, quoted = cut
+        yield memoryview(buffer)[:end], quoted
+        leftover = bytes(buffer[end:size])
+        if eof and not leftover:
+            return
+
+
 def _cut(buffer: bytearray, size: int, eof: bool) -> tuple[int, bool] | None:
     """Where the window's last whole record ends and whether a quoted value in it spans
     lines; None if unsure."""
@@ -275,16 +292,18 @@ def _cut(buffer: bytearray, size: int, eof: bool) -> tuple[int, bool] | None:
     return (end, multiline) if _regular_quotes(arr[:end], quotes) else None
 
 
+_EDGES = np.zeros(256, bool)
+_EDGES[[ord(","), ord("\n"), ord("\r"), ord('"')]] = True
+
+
 def _regular_quotes(arr: np.ndarray, quotes: np.ndarray) -> bool:
     """Every opening quote starts a field and every closing one ends it (or is doubled)."""
-    edges = np.array([ord(","), ord("\n"), ord("\r"), ord('"')], np.uint8)
-    before = np.full(len(quotes), ord("\n"), np.uint8)
-    before[quotes > 0] = arr[quotes[quotes > 0] - 1]
-    after = np.full(len(quotes), ord("\n"), np.uint8)
-    inside = quotes + 1 < len(arr)
-    after[inside] = arr[quotes[inside] + 1]
-    opening = np.arange(len(quotes)) % 2 == 0
-    return bool(np.where(opening, np.isin(before, edges), np.isin(after, edges)).all())
+    opening, closing = quotes[0::2], quotes[1::2]
+    if len(opening) and opening[0] == 0:
+        opening = opening[1:]  # the window starts a field
+    if len(closing) and closing[-1] + 1 == len(arr):
+        closing = closing[:-1]  # the window ends one
+    return bool(_EDGES[arr[opening - 1]].all() and _EDGES[arr[closing + 1]].all())
 
 
 def _spans_lines(batch: pa.RecordBatch, row: int) -> bool:
