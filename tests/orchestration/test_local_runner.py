@@ -119,14 +119,13 @@ def test_runner_runs_and_publishes(tmp_path):
 def test_runner_runs_independent_nodes_in_parallel(tmp_path):
     gen = Gen()
     slow = [Slow(examples=gen.outputs["examples"], seconds=0.6).with_id(f"s{i}") for i in range(2)]
-    started = time.time()
     result = LocalRunner(max_workers=2, display="none").run(make(tmp_path, "p", [gen, *slow]))
     assert result.ok
+    # The two executions overlap in time (each sleeps 0.6 s, so sequential runs could not).
     assert (
         result["s0"].started_at < result["s1"].ended_at
         and result["s1"].started_at < result["s0"].ended_at
     )
-    assert time.time() - started < 1.15
 
 
 def test_runner_max_workers_one_runs_sequentially(tmp_path):
