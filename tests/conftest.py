@@ -7,6 +7,7 @@ even while the package itself is broken.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,19 +86,19 @@ def s3_endpoint() -> Iterator[str]:
 
     Sets the AWS environment so boto3/s3fs talk to it; fails in CI when it cannot start.
     """
+    # A separate process, not a thread: the runner's tests fork, and a forked child must not
+    # inherit locks held by a server thread.
     reason = None
+    server = None
     try:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-        server.start()
-        host, port = server.get_host_and_port()
+        server, port = _start_moto()
     except Exception as exc:
         reason = f"cannot start the S3 test server (moto): {exc}"
     if reason is not None:
         if _in_ci():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
+    host = "127.0.0.1"
     endpoint = f"http://{host}:{port}"
     patch = pytest.MonkeyPatch()
     for key, value in {
@@ -119,10 +120,38 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         patch.undo()
         s3fs.S3FileSystem.clear_instance_cache()
-        server.stop()
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the JAX tests last: JAX starts threads, and the runner's tests fork processes,
     which must not happen in a process that holds them."""
     items.sort(key=lambda item: "jax" in item.nodeid.lower())
+
+
+def _start_moto() -> tuple[subprocess.Popen, int]:
+    """moto's S3 server on a free loopback port, once it answers."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+            return server, port
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                server.kill()
+                raise RuntimeError("moto's server did not start") from None
+            time.sleep(0.1)
