@@ -67,15 +67,19 @@ def candidates(store: ArtifactQueries, pipeline: str, channel: Channel) -> list[
     )
 
 
+def _count(n: int, strategy: str) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise PipelineDefinitionError(
+            f"The 'n' parameter of {strategy} must be an int >= 1. Got {n!r}."
+        )
+    return n
+
+
 class LatestArtifact(ResolverStrategy):
     """The newest ``n`` LIVE artifacts of each channel."""
 
     def __init__(self, n: int = 1) -> None:
-        if not isinstance(n, int) or n < 1:
-            raise PipelineDefinitionError(
-                f"The 'n' parameter of LatestArtifact must be an int >= 1. Got {n!r}."
-            )
-        self.n = n
+        self.n = _count(n, "LatestArtifact")
 
     def resolve(
         self, store: ArtifactQueries, *, pipeline: str, channels: Mapping[str, Channel]
@@ -92,11 +96,7 @@ class LatestSpans(ResolverStrategy):
     """
 
     def __init__(self, n: int = 1) -> None:
-        if not isinstance(n, int) or n < 1:
-            raise PipelineDefinitionError(
-                f"The 'n' parameter of LatestSpans must be an int >= 1. Got {n!r}."
-            )
-        self.n = n
+        self.n = _count(n, "LatestSpans")
 
     def resolve(
         self, store: ArtifactQueries, *, pipeline: str, channels: Mapping[str, Channel]

@@ -46,6 +46,7 @@ class StoreReads:
         pipeline: str | None = None,
         *,
         run_ids: Sequence[str] | None = None,
+        status: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first."""
@@ -59,6 +60,8 @@ class StoreReads:
             )
             if run_ids is not None:
                 q = q.where(s.contexts.c.name.in_(list(run_ids)))
+            if status is not None:
+                q = q.where(s.contexts.c.properties["status"].as_string() == status)
             if pipeline is not None:
                 parent = sa.select(s.parent_contexts.c.child_id).where(
                     s.parent_contexts.c.parent_id

@@ -377,11 +377,9 @@ class MetadataStore(StoreReads):
                 "finished; its outputs were never published.",
                 state="ABANDONED",
             )
-        for run in self.runs():
+        for run in self.runs(status="RUNNING"):
             props = run.properties
-            if run.status == "RUNNING" and is_gone(
-                props.get("host"), props.get("pid"), props.get("heartbeat_at")
-            ):
+            if is_gone(props.get("host"), props.get("pid"), props.get("heartbeat_at")):
                 self.update_run(run.run_id, status="ABANDONED")
         return gone
 

@@ -94,6 +94,7 @@ def test_store_runs_and_executions_by_run(store):
     runs = store.runs("p")
     assert [r.run_id for r in runs] == ["run-1"] and runs[0].status == "COMPLETE"
     assert {r.run_id for r in store.runs()} == {"run-1", "run-2"}
+    assert [r.run_id for r in store.runs(status="RUNNING")] == ["run-2"]
     assert store.pipelines() == ["p", "q"]
     executions = store.executions(run_id="run-1")
     assert [e.node_id for e in executions] == ["Gen", "Train"]
