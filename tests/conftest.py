@@ -138,6 +138,91 @@ def chromium() -> str:
     return found
 
 
+# ---------------------------------------------------------------------- penguin bundles
+PENGUIN_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "penguin"
+PENGUIN_FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
+PENGUIN_SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
+
+
+@pytest.fixture(scope="session")
+def penguin_frame():
+    """The processed penguin CSV as a DataFrame (``species`` is the class id)."""
+    import pandas as pd
+
+    return pd.read_csv(PENGUIN_DATA / "penguins_processed.csv")
+
+
+@pytest.fixture(scope="session")
+def penguin_transform(penguin_frame):
+    """A fitted transform z-scoring the four raw measurements (``species`` passed through)."""
+    import conveyor.transform as tft
+
+    def preprocessing_fn(inputs):
+        scaled = {k: tft.scale_to_z_score(inputs[k]) for k in PENGUIN_FEATURES}
+        return scaled | {"species": inputs["species"]}
+
+    return tft.fit(preprocessing_fn, penguin_frame)
+
+
+@pytest.fixture(scope="session")
+def penguin_xy(penguin_frame, penguin_transform):
+    """(X float32 [N, 4] of transformed features, species ids [N])."""
+    from conveyor.frameworks.inputs import feature_matrix
+
+    transformed = penguin_transform.transform(penguin_frame)
+    return feature_matrix(transformed, PENGUIN_FEATURES), transformed["species"].to_numpy()
+
+
+@pytest.fixture(scope="session")
+def sklearn_bundles(tmp_path_factory, penguin_xy, penguin_transform) -> dict[str, Path]:
+    """Two scikit-learn penguin bundles taking raw measurements (label ``species``, class
+    names Adelie, Chinstrap, Gentoo) that answer differently: ``"a"`` (C=1) and ``"b"``
+    (C=0.01, flatter probabilities)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.frameworks import save_model
+
+    X, y = penguin_xy
+    root = tmp_path_factory.mktemp("sklearn-bundles")
+    bundles = {}
+    for key, strength in (("a", 1.0), ("b", 0.01)):
+        model = LogisticRegression(C=strength, max_iter=500).fit(X, y)
+        bundles[key] = Path(
+            save_model(
+                model,
+                str(root / key),
+                features=PENGUIN_FEATURES,
+                label="species",
+                class_names=PENGUIN_SPECIES,
+                transform=penguin_transform,
+            )
+        )
+    return bundles
+
+
+@pytest.fixture(scope="session")
+def publish():
+    """``publish(base, version, bundle, flip_byte_in=None)``: copy ``bundle`` to
+    ``base/version`` atomically (a hidden temporary folder, then a rename), optionally
+    flipping one byte of the file ``flip_byte_in`` (relative to the bundle) on the way."""
+    import shutil
+
+    def publish(base: Path, version: int, bundle: Path, flip_byte_in: str | None = None) -> Path:
+        base.mkdir(parents=True, exist_ok=True)
+        staging = base / f".incoming-{version}"
+        shutil.copytree(bundle, staging)
+        if flip_byte_in is not None:
+            target = staging / flip_byte_in
+            data = bytearray(target.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            target.write_bytes(bytes(data))
+        final = base / str(version)
+        os.rename(staging, final)
+        return final
+
+    return publish
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the JAX tests last: JAX starts threads, and the runner's tests fork processes,
     which must not happen in a process that holds them."""
