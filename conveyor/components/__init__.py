@@ -8,6 +8,7 @@ from conveyor.components.example_gen import (
 )
 from conveyor.components.example_validator import ExampleValidator
 from conveyor.components.fn_args import FnArgs
+from conveyor.components.infra_validator import InfraValidator, RequestSpec, ServingSpec
 from conveyor.components.schema_gen import ImportSchemaGen, SchemaGen
 from conveyor.components.statistics_gen import StatisticsGen
 from conveyor.components.trainer import Trainer
@@ -21,8 +22,11 @@ __all__ = [
     "FnArgs",
     "ImportExampleGen",
     "ImportSchemaGen",
+    "InfraValidator",
     "RangeConfig",
+    "RequestSpec",
     "SchemaGen",
+    "ServingSpec",
     "StatisticsGen",
     "Trainer",
     "Transform",
