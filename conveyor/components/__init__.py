@@ -9,6 +9,7 @@ from conveyor.components.example_gen import (
 from conveyor.components.example_validator import ExampleValidator
 from conveyor.components.fn_args import FnArgs
 from conveyor.components.infra_validator import InfraValidator, RequestSpec, ServingSpec
+from conveyor.components.pusher import Pusher
 from conveyor.components.schema_gen import ImportSchemaGen, SchemaGen
 from conveyor.components.statistics_gen import StatisticsGen
 from conveyor.components.trainer import Trainer
@@ -23,6 +24,7 @@ __all__ = [
     "ImportExampleGen",
     "ImportSchemaGen",
     "InfraValidator",
+    "Pusher",
     "RangeConfig",
     "RequestSpec",
     "SchemaGen",
