@@ -1,5 +1,6 @@
 """The standard components, written the way users write theirs."""
 
+from conveyor.components.bulk_inferrer import BulkInferrer, DataSpec
 from conveyor.components.example_gen import (
     CsvExampleGen,
     FileExampleGen,
@@ -17,7 +18,9 @@ from conveyor.components.transform import Transform
 from conveyor.components.tuner import Tuner
 
 __all__ = [
+    "BulkInferrer",
     "CsvExampleGen",
+    "DataSpec",
     "ExampleValidator",
     "FileExampleGen",
     "FnArgs",

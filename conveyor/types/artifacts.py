@@ -152,17 +152,27 @@ class ModelBlessing(Artifact):
 
 
 class InfraBlessing(Artifact):
-    """The InfraValidator's verdict: property ``blessed`` and ``{uri}/INFRA_BLESSED`` or
-    ``{uri}/INFRA_NOT_BLESSED``."""
+    """The InfraValidator's verdict on serving a model: ``{uri}/INFRA_BLESSED`` or
+    ``{uri}/INFRA_NOT_BLESSED``, ``{uri}/infra_validation.json`` (the properties plus the
+    serving and request specs) and ``{uri}/server.log``. Properties: ``blessed`` (bool),
+    ``reasons``, ``model_id``, ``load_time_s``, ``latency_p50_ms``, ``latency_p99_ms``,
+    ``num_requests``, ``num_examples``."""
 
 
 class PushedModel(Artifact):
-    """Where a model was pushed. Properties: ``pushed`` (bool), ``pushed_destination``,
-    ``pushed_version``."""
+    """Where a model was pushed: ``{uri}/push.json`` holds the properties. The bundle itself
+    lies at ``pushed_destination`` (``{push_destination}/{pushed_version}/``, TF Serving's
+    layout). Properties: ``pushed`` (bool), ``pushed_destination``, ``pushed_version``,
+    ``manifest_sha256`` (of the pushed bundle), ``model_id`` and ``reasons`` (why it was
+    not pushed)."""
 
 
 class InferenceResult(Artifact):
-    """Batch predictions: ``{uri}/Split-{name}/part-*.parquet``."""
+    """Batch predictions, laid out like Examples: ``{uri}/Split-{name}/part-*.parquet`` with
+    the chosen input columns, then ``prediction``, and for a classifier ``class_id`` and a
+    ``probability_<class>`` column per class. Properties: ``inferred`` (False when the model
+    was not blessed), ``reasons``, ``model_id``, ``split_names``, ``payload_format``,
+    ``num_examples`` and ``output_columns``."""
 
 
 _STANDARD: dict[str, type[Artifact]] = {
