@@ -127,6 +127,12 @@ def test_two_runs_at_once_on_one_sqlite_store(tmp_path):
                 assert all(store.get_artifact(i).state == "LIVE" for i in ids)
 
 
+def _interruptible() -> None:
+    """A shell starts background jobs with SIGINT ignored, and Python keeps it ignored; the
+    runner under test must see Ctrl-C whatever launched the test suite."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_run_records_failure_and_resume_command(tmp_path):
     script = tmp_path / "pipeline.py"
     script.write_text(
@@ -139,6 +145,7 @@ def test_interrupted_run_records_failure_and_resume_command(tmp_path):
     runner = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "root"), url, str(tmp_path / "marker")],
         env={**os.environ, "HOLD": "120"}, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_interruptible,
     )  # fmt: skip
     wait_for((tmp_path / "marker").exists)
     runner.send_signal(signal.SIGINT)
