@@ -235,7 +235,9 @@ class ModelRepository:
 
 def list_versions(base: str) -> dict[int, tuple[str, Any]]:
     """Version → (folder, stamp) for each numbered folder under ``base``. The stamp changes
-    when the folder's entries or its manifest change (locally; remote folders: never)."""
+    when the folder's entries or its manifest change. On an object store, where a push
+    cannot rename a folder into place, a version counts only once its ``manifest.json`` (the
+    Pusher's last upload) is there; its stamp is the manifest's etag or modification time."""
     if "://" not in base:
         found = {}
         with os.scandir(base) as entries:
@@ -248,8 +250,19 @@ def list_versions(base: str) -> dict[int, tuple[str, Any]]:
     for info in fs.ls(path, detail=True):
         name = info["name"].rstrip("/").rsplit("/", 1)[-1]
         if name.isdigit() and info.get("type") == "directory":
-            found[int(name)] = (fsx.unsplit(fs, info["name"].rstrip("/")), None)
+            folder = info["name"].rstrip("/")
+            stamp = _remote_stamp(fs, folder + "/manifest.json")
+            if stamp is not None:
+                found[int(name)] = (fsx.unsplit(fs, folder), stamp)
     return found
+
+
+def _remote_stamp(fs: Any, manifest: str) -> Any:
+    try:
+        info = fs.info(manifest)
+    except (OSError, ValueError):  # FileNotFoundError: the push is still uploading
+        return None
+    return info.get("ETag") or info.get("etag") or info.get("LastModified") or info.get("mtime")
 
 
 def _local_stamp(folder: str) -> tuple[int, int | None]:

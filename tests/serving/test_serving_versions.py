@@ -171,3 +171,23 @@ def test_start_server_fails_with_the_reason_when_nothing_loads(
     (empty / "not-a-version").mkdir()
     with pytest.raises(ConveyorError, match="no numbered version folders"):
         start_server(model_name="penguin", model_base=str(empty))
+
+
+def test_remote_version_counts_once_its_manifest_is_uploaded(sklearn_bundles, s3_endpoint):
+    import s3fs
+
+    from conveyor.serving.repository import list_versions
+
+    fs = s3fs.S3FileSystem()
+    bundle = sklearn_bundles["a"]
+    fs.put(str(bundle) + "/", "conveyor/served/penguin/1/", recursive=True)
+    partial = [p for p in bundle.rglob("*") if p.is_file() and p.name != "manifest.json"]
+    for path in partial:  # version 2 mid-upload: everything but the manifest
+        fs.put_file(str(path), f"conveyor/served/penguin/2/{path.relative_to(bundle)}")
+    fs.invalidate_cache()
+    assert sorted(list_versions("s3://conveyor/served/penguin")) == [1]
+    fs.put_file(str(bundle / "manifest.json"), "conveyor/served/penguin/2/manifest.json")
+    fs.invalidate_cache()
+    found = list_versions("s3://conveyor/served/penguin")
+    assert sorted(found) == [1, 2] and found[2][0] == "s3://conveyor/served/penguin/2"
+    assert found[2][1] is not None  # a stamp, so a version that failed is retried once re-pushed
