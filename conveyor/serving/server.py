@@ -50,6 +50,7 @@ class ServerHandle:
         self.host = config.host
         self.port = port
         self.log_path = log_path
+        self._final_log: str | None = None
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{port}"
 
@@ -64,6 +65,9 @@ class ServerHandle:
         return self.process.poll() is None
 
     def log(self) -> str:
+        """What the server wrote; still there after :meth:`stop` removed its folder."""
+        if self._final_log is not None:
+            return self._final_log
         try:
             return Path(self.log_path).read_text(errors="replace")
         except OSError:
@@ -97,6 +101,9 @@ class ServerHandle:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._final_log is None:  # the server's temporary folder (port file, log) goes
+            self._final_log = self.log()
+            shutil.rmtree(os.path.dirname(self.log_path), ignore_errors=True)
 
     def __enter__(self) -> ServerHandle:
         return self
