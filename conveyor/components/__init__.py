@@ -1,6 +1,7 @@
 """The standard components, written the way users write theirs."""
 
 from conveyor.components.bulk_inferrer import BulkInferrer, DataSpec
+from conveyor.components.evaluator import Evaluator
 from conveyor.components.example_gen import (
     CsvExampleGen,
     FileExampleGen,
@@ -21,6 +22,7 @@ __all__ = [
     "BulkInferrer",
     "CsvExampleGen",
     "DataSpec",
+    "Evaluator",
     "ExampleValidator",
     "FileExampleGen",
     "FnArgs",

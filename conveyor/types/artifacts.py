@@ -143,12 +143,26 @@ class HyperParameters(Artifact):
 
 
 class ModelEvaluation(Artifact):
-    """Evaluation results: ``{uri}/metrics.json``, ``{uri}/metrics.parquet`` and plot data."""
+    """The Evaluator's results, read with ``conveyor.evaluation.load_evaluation``::
+
+        {uri}/metrics.json     per-slice metrics of the candidate (and the baseline), why
+                               each undefined metric is undefined, rows left out, labels the
+                               model never saw, the EvalConfig and the blessing
+        {uri}/metrics.parquet  one row per (model, slice): a column per metric
+        {uri}/plots.json       confusion matrix, ROC and PR points, calibration per slice
+        {uri}/diff.json        per slice and metric: candidate, baseline, change
+
+    Properties: ``blessed``, ``overall`` (the overall metrics), ``num_slices``,
+    ``num_examples`` ({split: rows}), ``model_id``, ``baseline_model_id``.
+    """
 
 
 class ModelBlessing(Artifact):
-    """The Evaluator's verdict. Properties: ``blessed`` (bool), ``model_id`` and ``reasons``.
-    A marker file ``{uri}/BLESSED`` or ``{uri}/NOT_BLESSED`` mirrors TFX."""
+    """The Evaluator's verdict: a marker file ``{uri}/BLESSED`` or ``{uri}/NOT_BLESSED`` (as
+    TFX writes; the latter lists the reasons, one a line) and ``{uri}/blessing.json`` (every
+    threshold check). Properties: ``blessed`` (bool), ``model_id`` (the evaluated Model's id,
+    which ``LatestBlessedModel`` matches), ``baseline_model_id``, ``reasons`` (every failed
+    threshold, explained) and ``skipped`` (change thresholds left out without a baseline)."""
 
 
 class InfraBlessing(Artifact):

@@ -1,0 +1,229 @@
+"""The evaluation itself: stream the examples once, predict each batch with the candidate
+(and the baseline) model, and sum every slice's metrics as the batches go by.
+
+What is read is checked before any prediction: the splits, the label, weight and slicing
+columns (named with the columns there are), and the raw features the models need. Rows
+without a label (or with a missing or NaN weight) are left out of every metric and counted;
+a split whose label column holds no value at all is an error.
+
+Example::
+
+    from conveyor.evaluation import EvalConfig, evaluate
+
+    evaluation = evaluate(examples, model, EvalConfig(label_key="species"), splits=["eval"])
+    evaluation.candidate[0].metrics["accuracy"]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conveyor.evaluation.config import EvalConfig
+from conveyor.evaluation.model_pass import ModelPass
+from conveyor.evaluation.slice_result import SliceResult
+from conveyor.evaluation.slicing import Slicer
+from conveyor.types import ConveyorError
+
+__all__ = ["Evaluation", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 65536
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation found: per-slice results of the candidate (and the baseline)."""
+
+    task: str
+    label_key: str
+    class_names: list[str] | None
+    splits: list[str]
+    metrics: list[str]
+    candidate: list[SliceResult]
+    baseline: list[SliceResult] | None = None
+    num_examples: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)  # why → rows left out
+    unseen_labels: dict[str, int] = field(default_factory=dict)
+    config: EvalConfig = field(default_factory=EvalConfig)
+    model_uri: str = ""
+    baseline_uri: str | None = None
+
+
+def evaluate(
+    examples: Any,
+    model: Any,
+    config: EvalConfig | dict | None = None,
+    *,
+    splits: Sequence[str] = ("eval",),
+    baseline_model: Any = None,
+    predict_fn: Callable[..., Any] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Evaluation:
+    """Evaluate ``model`` (a bundle, its uri or a ``Model`` artifact) on ``splits`` of
+    ``examples`` (taken together, as TFX does), and ``baseline_model`` on the same rows."""
+    from conveyor import io
+    from conveyor.frameworks import load_model
+
+    config = EvalConfig() if config is None else EvalConfig.from_dict(config)
+    source = io.open_examples(examples)
+    splits = list(splits)
+    columns = _checked_columns(source, splits, config)
+    candidate = model if hasattr(model, "predict_proba") else load_model(model)
+    label_key = _label_key(config, candidate, columns, splits, source.uri)
+    _check_labels(source, splits, label_key)
+    label_type = columns[label_key].type
+    passes = [ModelPass(candidate, config, label_key=label_key, label_type=label_type,
+                        name="the candidate model", predict_fn=predict_fn)]  # fmt: skip
+    if baseline_model is not None:
+        baseline = baseline_model if hasattr(baseline_model, "predict_proba") else load_model(
+            baseline_model)  # fmt: skip
+        passes.append(ModelPass(baseline, config, label_key=label_key, label_type=label_type,
+                                name="the baseline model", predict_fn=predict_fn))  # fmt: skip
+        _check_same_task(passes)
+    needed = _needed_columns(passes, config, label_key, columns, predict_fn is not None)
+    slicer = Slicer(config.specs)
+    counts: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    for split in splits:
+        for batch in io.record_batches(source, split, batch_size=batch_size, columns=needed):
+            counts[split] = counts.get(split, 0) + batch.num_rows
+            batch, weights = _usable_rows(batch, label_key, config.example_weight_key, excluded)
+            if batch.num_rows:
+                rows, slice_ids = slicer.assign(batch)
+                for run in passes:
+                    run.update(batch, rows, slice_ids, weights)
+        logger.info("Evaluated %d rows of split %s", counts.get(split, 0), split)
+    first = passes[0]
+    return Evaluation(
+        task=first.task, label_key=label_key, class_names=first.class_names and
+        first.display_names(), splits=splits, metrics=first.metrics,
+        candidate=first.results(slicer),
+        baseline=passes[1].results(slicer) if len(passes) > 1 else None,
+        num_examples=counts, excluded=excluded, unseen_labels=first.unseen_labels(),
+        config=config, model_uri=str(getattr(candidate, "uri", "")),
+        baseline_uri=str(getattr(passes[1].bundle, "uri", "")) if len(passes) > 1 else None,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------- checks before predicting
+def _checked_columns(source: Any, splits: list[str], config: EvalConfig) -> dict[str, pa.Field]:
+    """The columns every split has; the config's features must be among each split's."""
+    if not splits or not all(isinstance(s, str) and s for s in splits):
+        raise ConveyorError(
+            f"The 'example_splits' parameter must be a non-empty list of split names. Got "
+            f"{splits!r} instead; the Examples at {source.uri} have "
+            f"{', '.join(source.split_names)}."
+        )
+    common: dict[str, pa.Field] | None = None
+    for split in splits:
+        schema = source.schema(split)
+        where = f"split {split!r} of the examples at {source.uri}"
+        config.check_features(schema.names, where=where)
+        fields = {f.name: f for f in schema}
+        common = fields if common is None else {k: v for k, v in common.items() if k in fields}
+    return common or {}
+
+
+def _label_key(
+    config: EvalConfig, bundle: Any, columns: dict[str, pa.Field], splits: list[str], uri: str
+) -> str:
+    if config.label_key:
+        return config.label_key
+    label = bundle.label
+    if label and label in columns:
+        return label
+    saved = f"the model's label {label!r} is" if label else "the model names no label, and"
+    raise ConveyorError(
+        f"EvalConfig has no label_key and {saved} not a column of split(s) "
+        f"{', '.join(splits)} of the examples at {uri} (columns: {', '.join(columns)}). Pass "
+        "EvalConfig(label_key='...') naming the raw label column."
+    )
+
+
+def _check_labels(source: Any, splits: list[str], label_key: str) -> None:
+    """A label column without a single value is an error, before any prediction."""
+    from conveyor import io
+
+    for split in splits:
+        column = io.read_table(source, split, columns=[label_key]).column(0)
+        labelled = len(column) - column.null_count
+        if pa.types.is_floating(column.type):
+            labelled -= pc.sum(pc.is_nan(column)).as_py() or 0
+        if labelled == 0:
+            raise ConveyorError(
+                f"The label column {label_key!r} of split {split!r} of the examples at "
+                f"{source.uri} holds no labels ({len(column)} rows, all missing), so nothing "
+                "can be evaluated. Evaluate a split with labels (example_splits=[...])."
+            )
+
+
+def _check_same_task(passes: list[ModelPass]) -> None:
+    candidate, baseline = passes
+    if candidate.task != baseline.task:
+        raise ConveyorError(
+            f"The candidate model is a {candidate.task} model but the baseline model "
+            f"({baseline.bundle.uri}) is a {baseline.task} model; compare like with like."
+        )
+
+
+def _needed_columns(
+    passes: list[ModelPass], config: EvalConfig, label_key: str,
+    columns: dict[str, pa.Field], everything: bool,
+) -> list[str]:  # fmt: skip
+    """The columns to read: the models' raw features, the label, weight and slice columns
+    (every column for a predict_fn, which may read any)."""
+    if everything:
+        return list(columns)
+    needed = [label_key, *([config.example_weight_key] if config.example_weight_key else [])]
+    needed += Slicer(config.specs).columns
+    for run in passes:
+        for feature in run.bundle.inputs.fields:
+            if feature.name in columns:
+                needed.append(feature.name)
+            elif not feature.nullable:
+                raise ConveyorError(
+                    f"{run.name.capitalize()} needs feature {feature.name!r}, which the "
+                    f"examples do not have (columns: {', '.join(columns)})."
+                )
+    return list(dict.fromkeys(needed))
+
+
+# ---------------------------------------------------------------------- per batch
+def _usable_rows(
+    batch: pa.RecordBatch, label_key: str, weight_key: str | None, excluded: dict[str, int]
+) -> tuple[pa.RecordBatch, np.ndarray | None]:
+    """The rows with a label (and a weight), counting the others in ``excluded``."""
+    label = batch.column(label_key)
+    keep = pc.is_valid(label)
+    if pa.types.is_floating(label.type):
+        keep = pc.and_(keep, pc.invert(pc.fill_null(pc.is_nan(label), True)))
+    _count(excluded, "missing label", batch.num_rows - pc.sum(keep).as_py())
+    weights = None
+    if weight_key is not None:
+        raw = batch.column(weight_key).cast(pa.float64()).fill_null(np.nan)
+        values = raw.to_numpy(zero_copy_only=False)
+        if (values < 0).any():
+            raise ConveyorError(
+                f"The example weight {weight_key!r} has negative values (e.g. "
+                f"{values[values < 0][0]}); weights must be 0 or more."
+            )
+        has_weight = pa.array(np.isfinite(values))
+        _count(excluded, "missing weight", pc.sum(pc.and_(keep, pc.invert(has_weight))).as_py())
+        keep = pc.and_(keep, has_weight)
+        weights = values[np.asarray(keep)]
+    if pc.all(keep).as_py():
+        return batch, weights
+    return batch.filter(keep), weights
+
+
+def _count(excluded: dict[str, int], why: str, rows: int | None) -> None:
+    if rows:
+        excluded[why] = excluded.get(why, 0) + int(rows)
