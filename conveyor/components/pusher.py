@@ -42,7 +42,7 @@ from conveyor.dsl import Input, Output, Param, component
 from conveyor.io import filesystems as fsx
 from conveyor.types import ConveyorError, InfraBlessing, Model, ModelBlessing, PushedModel
 
-__all__ = ["Pusher", "next_version", "push_bundle", "push_model"]
+__all__ = ["Pusher", "latest_version", "next_version", "push_bundle", "push_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,20 @@ def push_model(
         logger.info("Not pushing model %s: %s", model.id, " ".join(reasons))
     else:
         manifest = mf.read_manifest(model.uri)
-        version, target = push_bundle(model.uri, push_destination, manifest)
+        latest = latest_version(push_destination)
+        if latest is not None and latest[2] == manifest["manifest_sha256"]:
+            version, target, _ = latest
+            record["already_latest"] = True
+            logger.info("Model %s is already the latest version, %d: %s", model.id, *latest[:2])
+        else:
+            version, target = push_bundle(model.uri, push_destination, manifest)
+            logger.info("Pushed model %s as version %d: %s", model.id, version, target)
         record.update(
             pushed=True,
             pushed_destination=target,
             pushed_version=version,
             manifest_sha256=manifest["manifest_sha256"],
         )
-        logger.info("Pushed model %s as version %d: %s", model.id, version, target)
     pushed_model.properties.update(record)
     with fsx.open_file(fsx.join(pushed_model.uri, RECORD_FILE), "w") as handle:
         json.dump(record, handle, indent=1)
@@ -120,6 +126,30 @@ def push_bundle(source: str, destination: str, manifest: dict[str, Any]) -> tupl
             "push_destination must be a folder this process can create and write: fix its "
             "permissions (or the credentials for it), or choose another push_destination."
         ) from exc
+
+
+def latest_version(destination: str) -> tuple[int, str, str | None] | None:
+    """The highest version under ``destination``: (version, its folder, its manifest's
+    ``manifest_sha256``), or None when there is none. Pushing the very bundle that is already
+    the latest version adds no new version, so re-running a pipeline does not repeat it."""
+    destination = str(destination)
+    if "://" not in destination:
+        destination = os.path.abspath(os.path.expanduser(destination))
+    fs, root = fsx.split_uri(destination)
+    root = root.rstrip("/")
+    try:
+        version = next_version(fs, root) - 1
+    except OSError:  # not a folder, or unreadable: pushing will say so
+        return None
+    if version < 1:
+        return None
+    folder = fsx.unsplit(fs, f"{root}/{version}")
+    try:
+        with fsx.open_file(fsx.join(folder, "manifest.json"), "rb") as handle:
+            sha = json.load(handle).get("manifest_sha256")
+    except (OSError, ValueError, AttributeError):  # a foreign or half-written folder
+        sha = None
+    return version, folder, sha
 
 
 def next_version(fs: Any, root: str) -> int:

@@ -69,6 +69,21 @@ def test_pusher_pushes_blessed_models_as_increasing_versions(tmp_path, sklearn_b
     assert record["pushed_version"] == 1
 
 
+def test_pusher_same_bundle_again_adds_no_version(tmp_path, sklearn_bundles):
+    base = tmp_path / "models"
+    for index, bundle in enumerate(["a", "a", "b", "a"]):
+        pushed = output(tmp_path / str(index))
+        push_model(Model(str(sklearn_bundles[bundle]), id=1), pushed, str(base), blessing())
+        assert pushed.properties["pushed"] is True
+    assert versions(base) == ["1", "2", "3"]  # a, then b, then a again: it is not the latest
+    again = output(tmp_path / "again")
+    push_model(Model(str(sklearn_bundles["a"]), id=1), again, str(base), blessing())
+    assert versions(base) == ["1", "2", "3"]
+    assert again.properties["pushed_version"] == 3
+    assert again.properties["already_latest"] is True
+    assert again.properties["pushed_destination"] == str(base / "3")
+
+
 @pytest.mark.parametrize(
     ("blessings", "expected"),
     [
@@ -218,9 +233,9 @@ def test_pusher_to_an_object_store_uploads_then_publishes(tmp_path, sklearn_bund
     import s3fs
 
     destination = "s3://conveyor/models/penguin"
-    for expected in (1, 2):
+    for expected, bundle in ((1, "a"), (2, "b")):
         pushed = output(tmp_path / str(expected))
-        push_model(Model(str(sklearn_bundles["a"]), id=1), pushed, destination, blessing())
+        push_model(Model(str(sklearn_bundles[bundle]), id=1), pushed, destination, blessing())
         assert pushed.properties["pushed_version"] == expected
         assert pushed.properties["pushed_destination"] == f"{destination}/{expected}"
     fs = s3fs.S3FileSystem()
@@ -228,4 +243,7 @@ def test_pusher_to_an_object_store_uploads_then_publishes(tmp_path, sklearn_bund
     listed = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("conveyor/models/penguin"))
     assert listed == ["1", "2"]  # the hidden upload prefix is gone
     bundle = load_model(f"{destination}/2")
-    assert bundle.manifest == read_manifest(str(sklearn_bundles["a"]))
+    assert bundle.manifest == read_manifest(str(sklearn_bundles["b"]))
+    again = output(tmp_path / "again")
+    push_model(Model(str(sklearn_bundles["b"]), id=1), again, destination, blessing())
+    assert again.properties["already_latest"] is True and again.properties["pushed_version"] == 2
