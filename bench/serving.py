@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -45,6 +46,7 @@ LOAD = Path(__file__).resolve().parent / "_load.py"
 FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
 SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
 V1, V2, MLFLOW = "v1 :predict", "v2 /infer", "/invocations"
+LOADS = {"wrk": "wrk, one thread", "aiohttp": "aiohttp on uvloop"}
 MLFLOW_SETUP = (
     "python3 -m venv /tmp/mlflow-venv\n    /tmp/mlflow-venv/bin/pip install mlflow -e '.[sklearn]'"
 )
@@ -123,7 +125,10 @@ def measure(case: Case, args: argparse.Namespace) -> Case:
     processes."""
     runs = []
     for _ in range(args.repeats):
-        options = f"--clients {case.clients} --seconds {args.seconds} --warmup {args.warmup}"
+        options = (
+            f"--clients {case.clients} --seconds {args.seconds} --warmup {args.warmup} "
+            f"--tool {args.load}"
+        )
         command = [sys.executable, str(LOAD), case.url, case.bodies, *options.split()]
         out = subprocess.run(command, capture_output=True, text=True)
         if out.returncode != 0:
@@ -288,6 +293,12 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=256)
     parser.add_argument("--workers", type=int, default=1, help="server processes, both servers")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--load",
+        choices=["wrk", "aiohttp"],
+        default="wrk" if shutil.which("wrk") else "aiohttp",
+        help="the load generator (bench/_load.py): wrk when installed, else aiohttp",
+    )
     args = parser.parse_args()
     version = mlflow_version(args.mlflow_python) if args.mlflow_python else None
 
@@ -318,7 +329,7 @@ def main() -> None:
         "Conveyor model server benchmark (scikit-learn penguin bundle, loopback)",
         f"{len(rows)} penguin rows cycled; {args.seconds:g} s per measurement after "
         f"{args.warmup:g} s warm-up;\n            {args.workers} server worker(s) each; "
-        f"{mlflow_note}; load: bench/_load.py (aiohttp, keep-alive)",
+        f"{mlflow_note}; load: bench/_load.py ({LOADS[args.load]}, keep-alive)",
         args.repeats,
     )
     print_table(results)

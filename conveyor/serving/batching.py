@@ -5,7 +5,9 @@ The batcher waits only for requests it knows are coming: a request counts as com
 the moment its handler starts until it is queued. A lone client is answered at once; under
 load, requests queue up while a batch runs and the next batch takes them all (up to
 ``max_batch_size`` rows), waiting at most ``batch_wait_ms`` for the stragglers. A request
-larger than ``max_batch_size`` runs alone, unsplit.
+larger than ``max_batch_size`` runs alone, unsplit. A small request that the version's
+compiled path (:mod:`conveyor.serving.compiled`) answers never comes here: it costs less
+than the hop to the worker thread.
 
 Example::
 

@@ -73,6 +73,9 @@ class Servable:
         self.ignored = _known_raw_names(bundle) - set(self.field_by_name)
         self.has_probabilities = self._warm_up()
         self.one_call = self.has_probabilities and self._one_call_agrees()
+        from conveyor.serving.compiled import CompiledPath  # it builds on this module
+
+        self.compiled = CompiledPath.build(self)
 
     # ------------------------------------------------------------------ checks
     def check_names(self, names: Iterable[str], where: str) -> None:
@@ -83,6 +86,10 @@ class Servable:
                     f"{where}: unknown feature {name!r}. Model {self.model_name!r} version "
                     f"{self.version} reads {', '.join(map(repr, self.field_by_name))}."
                 )
+
+    def class_id(self, label: Any) -> int:
+        """The index of ``label`` in class_names."""
+        return self._class_index[label]
 
     def output_names(self) -> list[str]:
         if not self.classifier:
