@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command to set up a fresh machine and run the main job:
 #   bash scripts/demo.sh
-# It installs Conveyor into .venv, runs the penguin pipeline on the embedded default store
+# It installs Conveyor into .venv, runs the full penguin pipeline (through Evaluator, InfraValidator,
+# Pusher and BulkInferrer) on the embedded default store
 # (SQLite and local files under $CONVEYOR_HOME, ~/.conveyor unless set), runs it again to
 # show the cache at work, and lists what ran.
 set -euo pipefail
@@ -11,9 +12,10 @@ if [ ! -x .venv/bin/python ]; then
     rm -rf .venv
     python3 -m venv .venv
 fi
-.venv/bin/pip install -q -e '.[sklearn]'
+.venv/bin/pip install -q -e '.[sklearn,serving]'
 
 .venv/bin/conveyor run examples/penguin/pipeline.py
 .venv/bin/conveyor run examples/penguin/pipeline.py
 .venv/bin/conveyor runs --pipeline penguin-demo --limit 5
 .venv/bin/conveyor artifacts --pipeline penguin-demo --type ModelEvaluation
+.venv/bin/conveyor artifacts --pipeline penguin-demo --type PushedModel

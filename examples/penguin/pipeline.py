@@ -1,43 +1,54 @@
 """The penguin pipeline, TFX's penguin example end to end: data in, validated, transformed,
-trained with the framework of your choice, and evaluated on raw rows.
+trained with the framework of your choice, evaluated against the last blessed model, checked
+in a real model server, pushed, and used for batch predictions.
 
-CsvExampleGen hash-splits the CSV 2:1 into train and eval as Parquet. StatisticsGen computes
-TFDV-compatible statistics per split, SchemaGen infers a schema from them, and
+CsvExampleGen hash-splits ``data/labelled`` 2:1 into train and eval as Parquet.
+StatisticsGen computes TFDV-compatible statistics per split, SchemaGen infers a schema, and
 ExampleValidator checks every split against it (the run stops on anomalies). Transform
-z-scores the four measurements (``preprocessing.py``). Trainer runs the ``run_fn`` of one
-framework's module (``penguin_sklearn.py`` unless ``FRAMEWORK`` says otherwise) on the
-transformed train split, once validation passed, and saves a bundle that carries the
-transform. Evaluate loads that bundle as a server would, predicts species from the raw eval
-rows, and blesses the model when its accuracy clears a bar.
+z-scores the four measurements (``preprocessing.py``). Trainer runs one framework's
+``run_fn`` (``penguin_sklearn.py`` unless ``FRAMEWORK`` says otherwise) on the transformed
+train split and saves a bundle that carries the transform. The Resolver finds the latest
+blessed model of earlier runs; Evaluator scores the new bundle on the raw eval rows, overall
+and per species, and blesses it when its accuracy is at least 0.6 and no worse than that
+baseline's. InfraValidator serves the bundle in the model server on a loopback port and
+sends it real rows. Pusher copies a model blessed by both as the next version under the push
+destination (``$PUSH_DESTINATION``, or ``serving_model/<pipeline>`` in the Conveyor home), the
+layout ``conveyor serve --model-base`` watches. BulkInferrer predicts the species of
+``data/unlabelled`` with the blessed model.
 
     conveyor run examples/penguin/pipeline.py
     FRAMEWORK=torch conveyor run examples/penguin/pipeline.py   # or xgboost, flax, ...
+    conveyor serve --model-name penguin --model-base ~/.conveyor/serving_model/penguin-demo
 
 From Python, ``create_pipeline(["sklearn", "torch"])`` trains several frameworks on one
-shared Transform (nodes ``Trainer.sklearn``, ``Evaluate.sklearn``, ...).
+shared Transform (nodes ``Trainer.sklearn``, ``Evaluator.sklearn``, ..., each framework
+pushed under its own folder).
 """
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-import conveyor
-from conveyor import ConveyorError, Input, Output, Param, Pipeline, component, io
+from conveyor import ConveyorError, LatestBlessedModel, Pipeline, Resolver
 from conveyor.components import (
+    BulkInferrer,
     CsvExampleGen,
+    Evaluator,
     ExampleValidator,
+    InfraValidator,
+    Pusher,
     SchemaGen,
     StatisticsGen,
     Trainer,
     Transform,
 )
-from conveyor.types import Examples, Model, ModelBlessing, ModelEvaluation
+from conveyor.evaluation import ChangeThreshold, EvalConfig, MetricThreshold, SlicingSpec
+from conveyor.settings import conveyor_home
+from conveyor.types import ModelBlessing
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
+LABELLED = HERE / "data" / "labelled"
+UNLABELLED = HERE / "data" / "unlabelled"
 PIPELINE_NAME = "penguin-demo"
 
 #: framework -> (its Trainer module in this folder, the Trainer's train_args)
@@ -50,28 +61,13 @@ TRAINERS = {
     "keras": ("penguin_keras.py", {"num_steps": 300}),
 }
 
-
-@component
-def Evaluate(
-    examples: Input[Examples],
-    model: Input[Model],
-    evaluation: Output[ModelEvaluation],
-    blessing: Output[ModelBlessing],
-    min_accuracy: Param[float] = 0.9,
-):
-    """Accuracy of the model bundle on the raw eval split; bless the model when it reaches
-    ``min_accuracy``. The bundle transforms the raw rows itself, as when serving."""
-    bundle = conveyor.load_model(model)
-    rows = io.read_table(examples, "eval")
-    predicted = bundle.predict(rows)
-    expected = np.asarray(bundle.class_names)[rows.column(bundle.label).to_numpy()]
-    accuracy = float((predicted == expected).mean())
-    Path(evaluation.uri, "metrics.json").write_text(json.dumps({"accuracy": accuracy}))
-    evaluation.properties.update(
-        accuracy=accuracy, eval_examples=len(expected), framework=bundle.manifest["framework"]
-    )
-    blessing.properties.update(blessed=accuracy >= min_accuracy, model_id=model.id)
-    print(f"{bundle.manifest['framework']}: eval accuracy {accuracy:.3f} on {len(expected)} rows")
+#: TFX's penguin eval config: accuracy of at least 0.6, and no worse than the baseline's.
+EVAL_CONFIG = EvalConfig(
+    label_key="species",
+    metrics=["example_count", "accuracy", "balanced_accuracy", "f1_macro", "log_loss"],
+    slicing_specs=[SlicingSpec(), SlicingSpec(feature_keys=["species"])],
+    thresholds={"accuracy": MetricThreshold(lower=0.6, change=ChangeThreshold(absolute=-1e-10))},
+)
 
 
 def create_pipeline(
@@ -80,10 +76,15 @@ def create_pipeline(
     name: str = PIPELINE_NAME,
     root: str | Path | None = None,
     metadata_url: str | None = None,
+    push_destination: str | Path | None = None,
+    module_file: str | Path | None = None,
 ) -> Pipeline:
     """The penguin pipeline training ``framework`` (a key of ``TRAINERS``). Given a list of
-    frameworks, each gets its own ``Trainer.<framework>`` and ``Evaluate.<framework>`` on
-    the one Transform."""
+    frameworks, each gets its own Trainer, Resolver, Evaluator, InfraValidator, Pusher (to
+    ``<push_destination>/<framework>``) and BulkInferrer, with ids suffixed ``.<framework>``,
+    on the one Transform. ``push_destination`` defaults to ``$PUSH_DESTINATION``, else
+    ``<root>/serving_model`` when a root is given, else ``serving_model/<name>`` in the
+    Conveyor home. ``module_file`` replaces the framework's Trainer module (one framework)."""
     several = not isinstance(framework, str)
     frameworks = list(framework) if several else [framework]
     unknown = [f for f in frameworks if f not in TRAINERS]
@@ -92,8 +93,11 @@ def create_pipeline(
             f"The penguin pipeline trains with {', '.join(TRAINERS)}; got "
             f"{', '.join(map(repr, unknown)) or 'none'}. Set FRAMEWORK to one of them."
         )
+    if module_file is not None and several:
+        raise ConveyorError("module_file replaces the Trainer module of one framework only.")
+    destination = Path(push_destination or _default_destination(name, root))
 
-    example_gen = CsvExampleGen(input_base=str(DATA))
+    example_gen = CsvExampleGen(input_base=str(LABELLED))
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"])
     example_validator = ExampleValidator(
@@ -106,24 +110,66 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         module_file=str(HERE / "preprocessing.py"),
     )
-    nodes = [example_gen, statistics_gen, schema_gen, example_validator, transform]
+    unlabelled_gen = CsvExampleGen(
+        input_base=str(UNLABELLED), input_config={"unlabelled": "*.csv"}
+    ).with_id("UnlabelledExampleGen")
+    nodes = [example_gen, statistics_gen, schema_gen, example_validator, transform, unlabelled_gen]
     for each in frameworks:
-        module_file, train_args = TRAINERS[each]
         trainer = Trainer(
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            module_file=str(HERE / module_file),
-            train_args=train_args,
+            module_file=str(module_file or HERE / TRAINERS[each][0]),
+            train_args=TRAINERS[each][1],
         )
         trainer.add_upstream(example_validator)  # train only on data that passed validation
-        evaluate = Evaluate(
-            examples=example_gen.outputs["examples"], model=trainer.outputs["model"]
-        )
+        trained = [trainer, *_evaluate_and_ship(
+            trainer, example_gen, unlabelled_gen, destination / each if several else destination
+        )]  # fmt: skip
         if several:
-            trainer.with_id(f"Trainer.{each}")
-            evaluate.with_id(f"Evaluate.{each}")
-        nodes += [trainer, evaluate]
+            for node in trained:
+                node.with_id(f"{node.id}.{each}")
+        nodes += trained
     return Pipeline(name, nodes, root=root, metadata_url=metadata_url)
+
+
+def _evaluate_and_ship(trainer, example_gen, unlabelled_gen, destination: Path) -> list:
+    """(latest blessed model) → Evaluator, InfraValidator → Pusher, BulkInferrer."""
+    latest_blessed = Resolver(
+        LatestBlessedModel, model=trainer.outputs["model"], model_blessing=ModelBlessing
+    ).with_id("LatestBlessedModel")
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        eval_config=EVAL_CONFIG,
+    )
+    infra_validator = InfraValidator(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        request_spec={"num_examples": 10},
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
+        push_destination=str(destination),
+    )
+    bulk_inferrer = BulkInferrer(
+        examples=unlabelled_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        data_spec={"example_splits": ["unlabelled"]},
+        output_columns=["culmen_length_mm", "body_mass_g"],
+    )
+    return [latest_blessed, evaluator, infra_validator, pusher, bulk_inferrer]
+
+
+def _default_destination(name: str, root: str | Path | None) -> Path:
+    if os.environ.get("PUSH_DESTINATION"):
+        return Path(os.environ["PUSH_DESTINATION"])
+    if root is not None:
+        return Path(root) / "serving_model"
+    return conveyor_home() / "serving_model" / name
 
 
 def _frameworks_from_environment() -> str | list[str]:

@@ -4,9 +4,9 @@ training code, predicts species names from raw rows and scores ≥ 0.9 on the ra
 
 The pipeline runs in a child process, as ``conveyor run`` would: its runner forks an
 execution per node, which must not happen in a test process that may already hold the
-threads of PyTorch or JAX. Its Evaluate nodes are left out: the fresh processes here score
-the same raw eval rows the same way (``conveyor.load_model(uri).predict(rows)``), and the
-main job's test runs Evaluate.
+threads of PyTorch or JAX. Only the nodes up to the Trainers run: the fresh processes here
+score the raw eval rows as the Evaluator would (``conveyor.load_model(uri).predict(rows)``),
+and the main job's test runs the Evaluator, InfraValidator, Pusher and BulkInferrer.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from conveyor.types import ConveyorError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "penguin"
 PIPELINE = EXAMPLE / "pipeline.py"
-CSV = EXAMPLE / "data" / "penguins_processed.csv"
+CSV = EXAMPLE / "data" / "labelled" / "penguins_processed.csv"
 SPECIES = ["Adelie", "Chinstrap", "Gentoo"]
 FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
 SHARED = ["CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform"]
@@ -40,7 +40,7 @@ ADAPTERS = {
     "flax": "jax",
 }
 
-# Builds the pipeline with every framework (no Evaluate), runs it, reports each node as JSON.
+# Builds the pipeline with every framework up to the Trainers, runs it, reports each node as JSON.
 RUN_PIPELINE = """
 import importlib.util, json, sys
 from conveyor import LocalRunner, Pipeline
@@ -51,7 +51,7 @@ module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
 spec.loader.exec_module(module)
 full = module.create_pipeline(frameworks.split(","), root=root, metadata_url=metadata_url)
-nodes = [node for node in full.nodes if not node.id.startswith("Evaluate")]
+nodes = [node for node in full.nodes if node.id in SHARED or node.id.startswith("Trainer.")]
 pipeline = Pipeline(full.name, nodes, root=root, metadata_url=metadata_url)
 result = LocalRunner(display="none").run(pipeline)
 nodes = {
@@ -195,7 +195,13 @@ def test_penguin_jax_flax_trains_and_serves(penguin_run):
 def test_penguin_pipeline_framework_from_environment(monkeypatch):
     monkeypatch.setenv("FRAMEWORK", "torch, flax")
     ids = [node.id for node in load_pipeline(PIPELINE).nodes]
-    assert ids == [*SHARED, "Trainer.torch", "Evaluate.torch", "Trainer.flax", "Evaluate.flax"]
+    shipped = ["LatestBlessedModel", "Evaluator", "InfraValidator", "Pusher", "BulkInferrer"]
+    per_framework = [f"{node}.{each}" for each in ("torch", "flax")
+                     for node in ("Trainer", *shipped)]  # fmt: skip
+    assert ids == [*SHARED, "UnlabelledExampleGen", *per_framework]
+    pushes = {load_pipeline(PIPELINE).node(f"Pusher.{each}").params["push_destination"]
+              for each in ("torch", "flax")}  # fmt: skip
+    assert len(pushes) == 2  # each framework's models go to their own folder
     monkeypatch.setenv("FRAMEWORK", "xgboost")
     pipeline = load_pipeline(PIPELINE)
     assert pipeline.name == "penguin-demo"
