@@ -68,8 +68,8 @@ def bless(evaluation: Evaluation) -> Blessing:
     for metric, threshold in evaluation.config.thresholds.items():
         for key in _slices(threshold, candidate):
             checks += _check(metric, threshold, key, candidate.get(key), baseline)
-    failed = [c.message for c in checks if c.passed is False]
-    skipped = [c.message for c in checks if c.passed is None]
+    failed = list(dict.fromkeys(c.message for c in checks if c.passed is False))
+    skipped = list(dict.fromkeys(c.message for c in checks if c.passed is None))
     return Blessing(not failed, failed, skipped, checks)
 
 
@@ -85,22 +85,25 @@ def _check(
 ) -> list[Check]:  # fmt: skip
     bounds = [(k, v) for k, v in (("lower", threshold.lower), ("upper", threshold.upper))
               if v is not None]  # fmt: skip
-    kinds = [k for k, _ in bounds] + (["change"] if threshold.change else [])
-    if result is None:
-        why = f"{metric} on slice {key!r}: the slice has no rows in the evaluated data"
-        return [Check(metric, key, kind, "", None, None, False, why) for kind in kinds]
-    value = result.metrics.get(metric)
+    wanted = {kind: f"value {'>=' if kind == 'lower' else '<='} {figure(v)}" for kind, v in bounds}
+    if threshold.change is not None:
+        wanted["change"] = _wanted(threshold.change, _higher(metric, threshold.change))
+    value = None if result is None else result.metrics.get(metric)
     if value is None:
-        why = result.undefined.get(metric, "not computed")
-        message = f"{metric} on {key} is undefined ({why}), so its threshold cannot pass"
-        return [Check(metric, key, kind, "", None, None, False, message) for kind in kinds]
-    checks = [_bound(metric, key, kind, bound, value) for kind, bound in bounds]
+        if result is None:
+            message = f"{metric} on slice {key!r}: the slice has no rows in the evaluated data"
+        else:
+            why = result.undefined.get(metric, "not computed")
+            message = f"{metric} on {key} is undefined ({why}), so its threshold cannot pass"
+        return [Check(metric, key, kind, text, None, None, False, message)
+                for kind, text in wanted.items()]  # fmt: skip
+    checks = [_bound(metric, key, kind, bound, value, wanted[kind]) for kind, bound in bounds]
     if threshold.change is not None:
         checks.append(_change(metric, key, threshold.change, value, baseline))
     return checks
 
 
-def _bound(metric: str, key: str, kind: str, bound: float, value: float) -> Check:
+def _bound(metric: str, key: str, kind: str, bound: float, value: float, wanted: str) -> Check:
     passed = value >= bound if kind == "lower" else value <= bound
     side = "below the lower" if kind == "lower" else "above the upper"
     relation = ">=" if kind == "lower" else "<="
@@ -109,15 +112,19 @@ def _bound(metric: str, key: str, kind: str, bound: float, value: float) -> Chec
         if not passed
         else f"{metric} on {key} is {figure(value)} {relation} {figure(bound)}"
     )
-    return Check(metric, key, kind, f"{relation} {figure(bound)}", value, None, passed, message)
+    return Check(metric, key, kind, wanted, value, None, passed, message)
+
+
+def _higher(metric: str, change: ChangeThreshold) -> bool:
+    direction = change.direction or f"{METRICS[metric].better}_is_better"
+    return direction == "higher_is_better"
 
 
 def _change(
     metric: str, key: str, change: ChangeThreshold, value: float,
     baseline: dict[str, SliceResult] | None,
 ) -> Check:  # fmt: skip
-    direction = change.direction or f"{METRICS[metric].better}_is_better"
-    higher = direction == "higher_is_better"
+    higher = _higher(metric, change)
     wanted = _wanted(change, higher)
     if baseline is None:
         message = f"change of {metric} on {key} ({wanted}) skipped: there is no baseline model"

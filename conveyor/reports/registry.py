@@ -128,10 +128,14 @@ def default_registry() -> ReportRegistry:
 
 
 def _standard_views() -> list[ReportView]:
-    from conveyor.reports import anomalies, schema, statistics
+    from conveyor.reports import anomalies, evaluation, schema, statistics
 
     return [
         ReportView("ExampleStatistics", html=statistics.html, summary=statistics.summary),
         ReportView("Schema", html=schema.html, summary=schema.summary),
         ReportView("ExampleAnomalies", html=anomalies.html, summary=anomalies.summary),
+        ReportView("ModelEvaluation", html=evaluation.html, summary=evaluation.summary),
+        ReportView(
+            "ModelBlessing", html=evaluation.blessing_html, summary=evaluation.blessing_summary
+        ),
     ]

@@ -171,3 +171,17 @@ def test_evaluator_rejects_a_wrong_eval_config_when_the_node_is_made(tmp_path):
     model = Importer(str(tmp_path), Model).outputs["result"]
     with pytest.raises(PipelineDefinitionError, match="'eval_config' parameter of Evaluator"):
         Evaluator(examples=examples, model=model, eval_config="accuracy")
+
+
+def test_conveyor_show_prints_the_verdict_and_metrics_by_slice(two_runs, capsys, monkeypatch):
+    from conveyor.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    evaluation, blessing = outputs(two_runs["second"])
+    url = f"sqlite:///{two_runs['tmp']}/md.db"
+    assert main(["show", str(evaluation.id), "--metadata-url", url]) == 0
+    out = capsys.readouterr().out
+    assert "Not blessed" in out and "accuracy on Overall is" in out
+    assert "species=2" in out and "body_mass_g=[0.6, inf)" in out
+    assert main(["show", str(blessing.id), "--metadata-url", url]) == 0
+    assert "Not blessed" in capsys.readouterr().out
