@@ -1,10 +1,15 @@
-"""scikit-learn models (plain estimators and Pipelines) saved with skops, not pickle.
+"""scikit-learn models (plain estimators and Pipelines) in a restricted pickle.
 
-A skops file names every type it holds, so loading can refuse what it does not trust instead
-of running arbitrary code as unpickling would. Trusted are skops' own defaults plus classes
-(not functions) defined in scikit-learn, NumPy and SciPy; anything else, such as your own
-transformer class or a function in a FunctionTransformer, is refused at save and at load,
-naming the type. To trust more, register an adapter that names them::
+The model file is a pickle that only :mod:`conveyor.frameworks.restricted_pickle` reads: it
+admits classes defined in scikit-learn, NumPy and SciPy, NumPy ufuncs and the few functions
+those libraries rebuild their objects with, constructs classes without running their
+constructors, and refuses anything else (``os.system``, your own transformer class, a
+function in a FunctionTransformer) before importing or calling it, naming it. The names a
+model holds are checked at save, so what load would refuse is refused then, and listed in
+the manifest (``SavedModel.info["names"]``), and load refuses any name not listed. Loading
+imports only the scikit-learn modules the model uses: no skops, and no list of every
+estimator. Bundles saved earlier in skops format (``model.skops``) still load, through
+skops, under the same trust rules. To trust more, register an adapter that names them::
 
     from conveyor.frameworks.registry import register_adapter
     from conveyor.frameworks.sklearn import SklearnAdapter
@@ -30,17 +35,21 @@ from typing import Any
 
 import numpy as np
 
+from conveyor.frameworks import restricted_pickle
 from conveyor.frameworks.base import ModelAdapter, SavedModel
 from conveyor.types import ConveyorError
 
-MODEL_FILE = "model.skops"
+MODEL_FILE = "model.pkl"
+FORMAT = "restricted-pickle"
+SKOPS_FILE = "model.skops"  # bundles saved before the restricted pickle
 TRUSTED_ROOTS = ("sklearn", "numpy", "scipy")
 
 
 class SklearnAdapter(ModelAdapter):
-    """scikit-learn estimators and Pipelines, in skops format (``model.skops``).
+    """scikit-learn estimators and Pipelines, in a restricted pickle (``model.pkl``).
 
-    ``trusted``: extra type names (``module.Class``, as skops lists them) to trust on load.
+    ``trusted``: extra names (``module.qualname`` of a class or function) to trust on save
+    and load.
     """
 
     name = "sklearn"
@@ -56,26 +65,46 @@ class SklearnAdapter(ModelAdapter):
         return sklearn.__version__
 
     def save(self, model: Any, directory: str, *, sample: np.ndarray | None) -> SavedModel:
-        import skops.io
-
         path = os.path.join(directory, MODEL_FILE)
-        skops.io.dump(model, path)
-        trusted = self._trusted_types(path)  # refuse now what load would refuse later
-        info: dict[str, Any] = {"estimator": _type_name(model), "trusted_types": trusted}
+        try:
+            data, names = restricted_pickle.dumps(model, trusted=self.trusted)
+        except restricted_pickle.UntrustedPickleError as exc:
+            raise ConveyorError(_untrusted_message(path, exc.refused)) from None
+        with open(path, "wb") as handle:
+            handle.write(data)
+        info: dict[str, Any] = {"estimator": _type_name(model), "names": names}
         classes = getattr(model, "classes_", None)
         if self.is_classifier(model) and isinstance(classes, np.ndarray) and classes.ndim == 1:
             info["classes"] = classes.tolist()
-        return SavedModel(files=[MODEL_FILE], format="skops", info=info)
+        return SavedModel(files=[MODEL_FILE], format=FORMAT, info=info)
 
     def load(self, directory: str, saved: SavedModel) -> Any:
+        if saved.format == "skops":
+            return self._load_skops(directory)
+        path = _existing(directory, MODEL_FILE)
+        names = saved.info.get("names")
+        if not isinstance(names, list):
+            raise ConveyorError(
+                f"The manifest of the scikit-learn model in {directory} lists no names for "
+                f"{MODEL_FILE}; save the model again with conveyor.frameworks.save_model."
+            )
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            return restricted_pickle.loads(data, trusted=self.trusted, names=names)
+        except restricted_pickle.UntrustedPickleError as exc:
+            raise ConveyorError(_untrusted_message(path, exc.refused)) from None
+        except Exception as exc:  # a damaged file, or one from another scikit-learn
+            raise ConveyorError(
+                f"The scikit-learn model in {path} could not be read ({type(exc).__name__}: "
+                f"{exc}). Load it with the scikit-learn version in its manifest, or save the "
+                "model again."
+            ) from exc
+
+    def _load_skops(self, directory: str) -> Any:
         import skops.io
 
-        path = os.path.join(directory, MODEL_FILE)
-        if not os.path.isfile(path):
-            raise ConveyorError(
-                f"The scikit-learn model file {MODEL_FILE!r} is missing from {directory}; "
-                "save the model again with conveyor.frameworks.save_model."
-            )
+        path = _existing(directory, SKOPS_FILE)
         return skops.io.load(path, trusted=self._trusted_types(path))
 
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:
@@ -126,7 +155,10 @@ class SklearnAdapter(ModelAdapter):
     def is_classifier(self, model: Any) -> bool | None:
         from sklearn.base import is_classifier
 
-        return bool(is_classifier(model))
+        try:
+            return bool(is_classifier(model))
+        except AttributeError:  # no scikit-learn tags: a duck-typed estimator
+            return None
 
     def _trusted_types(self, path: str) -> list[str]:
         """The types in the skops file at ``path`` to trust, or ConveyorError naming the rest."""
@@ -137,17 +169,31 @@ class SklearnAdapter(ModelAdapter):
             name for name in found if name not in self.trusted and not _is_library_class(name)
         ]
         if refused:
-            listed = ", ".join(refused)
-            raise ConveyorError(
-                f"The scikit-learn model in {path} holds types that are not trusted: {listed}. "
-                "Only classes from scikit-learn, NumPy and SciPy (and skops' defaults) load "
-                "without being named, since loading runs their code. If you trust them, "
-                "register conveyor.frameworks.sklearn.SklearnAdapter(trusted=["
-                + ", ".join(repr(name) for name in refused)
-                + "]) with conveyor.frameworks.registry.register_adapter, in every process "
-                "that saves or loads the model."
-            )
+            raise ConveyorError(_untrusted_message(path, dict.fromkeys(refused, "not trusted")))
         return list(found)
+
+
+def _existing(directory: str, file: str) -> str:
+    path = os.path.join(directory, file)
+    if not os.path.isfile(path):
+        raise ConveyorError(
+            f"The scikit-learn model file {file!r} is missing from {directory}; "
+            "save the model again with conveyor.frameworks.save_model."
+        )
+    return path
+
+
+def _untrusted_message(path: str, refused: dict[str, str]) -> str:
+    listed = "; ".join(f"{name} ({why})" for name, why in refused.items())
+    return (
+        f"The scikit-learn model in {path} holds names that are not trusted: {listed}. "
+        "Only classes from scikit-learn, NumPy and SciPy, NumPy ufuncs and their own "
+        "rebuilding functions load without being named, since loading runs their code. "
+        "If you trust them, register conveyor.frameworks.sklearn.SklearnAdapter(trusted=["
+        + ", ".join(repr(name) for name in refused)
+        + "]) with conveyor.frameworks.registry.register_adapter, in every process "
+        "that saves or loads the model."
+    )
 
 
 def _is_library_class(name: str) -> bool:

@@ -3,7 +3,13 @@ trained on the penguin data, in this process and in a fresh one."""
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
+import subprocess
+import sys
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +93,7 @@ def test_sklearn_string_labels_predict_class_ids(penguins, tmp_path):
 
 
 class HandRolledClassifier:
-    """An estimator defined outside scikit-learn: code skops must not run unasked."""
+    """An estimator defined outside scikit-learn: code the loader must not run unasked."""
 
     def fit(self, X, y):
         self.classes_ = np.unique(y)
@@ -102,7 +108,7 @@ def scaled(X):
     return X * 2.0
 
 
-def test_sklearn_untrusted_function_refused_at_save(penguins, tmp_path):
+def test_sklearn_untrusted_function_refused_at_save(penguins, model_dir):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
@@ -110,24 +116,87 @@ def test_sklearn_untrusted_function_refused_at_save(penguins, tmp_path):
     X, y = penguins
     model = make_pipeline(FunctionTransformer(scaled), LogisticRegression()).fit(X, y)
     with pytest.raises(ConveyorError, match=rf"{__name__}\.scaled") as failure:
-        SklearnAdapter().save(model, str(tmp_path), sample=X[:4])
+        SklearnAdapter().save(model, str(model_dir), sample=X[:4])
     assert "SklearnAdapter(trusted=" in str(failure.value)
+    assert not list(model_dir.iterdir())  # nothing written
 
 
 def test_sklearn_untrusted_type_refused_at_load(penguins, tmp_path):
-    import skops.io
-
     X, y = penguins
     model = HandRolledClassifier().fit(X, y)
-    skops.io.dump(model, tmp_path / "model.skops")
+    type_name = f"{__name__}.HandRolledClassifier"
+    saved = SklearnAdapter(trusted=[type_name]).save(model, str(tmp_path), sample=None)
+    assert type_name in saved.info["names"]
+    with pytest.raises(ConveyorError, match=type_name) as failure:
+        SklearnAdapter().load(str(tmp_path), saved)
+    assert "not trusted" in str(failure.value) and "SklearnAdapter(trusted=" in str(failure.value)
+    loaded = SklearnAdapter(trusted=[type_name]).load(str(tmp_path), saved)
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+class Payload:
+    def __reduce__(self):
+        return os.system, ("echo loaded",)
+
+
+def test_sklearn_model_file_calling_os_system_is_refused_naming_it(penguins, tmp_path):
+    """A model file swapped for a pickle that would run a command, manifest names and all."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = penguins
+    saved = SklearnAdapter().save(LogisticRegression().fit(X, y), str(tmp_path), sample=None)
+    Path(tmp_path, "model.pkl").write_bytes(pickle.dumps(Payload(), protocol=5))
+    saved.info["names"].append(f"{os.system.__module__}.system")
+    with pytest.raises(ConveyorError, match=rf"{os.system.__module__}\.system") as failure:
+        SklearnAdapter().load(str(tmp_path), saved)
+    assert "not trusted" in str(failure.value)
+
+
+def test_sklearn_skops_files_still_load_under_the_same_trust(penguins, tmp_path):
+    """Bundles saved before the restricted pickle hold model.skops."""
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = penguins
+    skops.io.dump(LogisticRegression(max_iter=500).fit(X, y), tmp_path / "model.skops")
     saved = SavedModel(files=["model.skops"], format="skops")
+    assert SklearnAdapter().load(str(tmp_path), saved).predict(X).shape == (len(X),)
+
+    model = HandRolledClassifier().fit(X, y)
+    skops.io.dump(model, tmp_path / "model.skops")
     type_name = f"{__name__}.HandRolledClassifier"
     with pytest.raises(ConveyorError, match=type_name) as failure:
         SklearnAdapter().load(str(tmp_path), saved)
     assert "not trusted" in str(failure.value)
-    trusting = SklearnAdapter(trusted=[type_name])
-    loaded = trusting.load(str(tmp_path), saved)
+    loaded = SklearnAdapter(trusted=[type_name]).load(str(tmp_path), saved)
     assert np.array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_sklearn_load_imports_neither_skops_nor_torch(penguins, tmp_path):
+    """Loading costs the scikit-learn modules the model uses, nothing more."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = penguins
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_pipeline(StandardScaler(), MLPClassifier(max_iter=5)).fit(X, y)
+    saved = SklearnAdapter().save(model, str(tmp_path), sample=None)
+    script = (
+        "import json, sys\n"
+        "from conveyor.frameworks.base import SavedModel\n"
+        "from conveyor.frameworks.sklearn import SklearnAdapter\n"
+        "saved = SavedModel(**json.loads(sys.argv[2]))\n"
+        "SklearnAdapter().load(sys.argv[1], saved)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'skops', 'torch', 'sklearn'})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path), json.dumps(asdict(saved))],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == ["sklearn"]
 
 
 # XGBoost
@@ -299,7 +368,7 @@ class CarelessLoadAdapter(SklearnAdapter):
     """Fails with an unrelated error when a file is missing."""
 
     def load(self, directory, saved):
-        if not Path(directory, "model.skops").exists():
+        if not Path(directory, "model.pkl").exists():
             raise RuntimeError("boom")
         return super().load(directory, saved)
 

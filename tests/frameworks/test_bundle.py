@@ -137,7 +137,7 @@ def test_save_model_writes_the_layout_and_a_manifest_of_every_file(bundle_dir: P
     files = sorted(
         p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()
     )
-    assert "model/model.skops" in files and "transform/transform_fn/graph.json" in files
+    assert "model/model.pkl" in files and "transform/transform_fn/graph.json" in files
     assert {"MLmodel", "manifest.json", "requirements.txt"} <= set(files)
     assert sorted(manifest["files"]) == [f for f in files if f != "manifest.json"]
     for name, digest in manifest["files"].items():
@@ -151,7 +151,7 @@ def test_save_model_writes_the_layout_and_a_manifest_of_every_file(bundle_dir: P
     assert manifest["features"] == FEATURES
     assert manifest["label"] == "species" and manifest["class_names"] == SPECIES
     assert manifest["task"] == "classification" and manifest["needs_code"] is False
-    assert manifest["model"]["files"] == ["model.skops"]
+    assert manifest["model"]["files"] == ["model.pkl"]
     assert manifest["outputs"][0] == {"name": "prediction", "type": "string"}
 
 
@@ -323,15 +323,13 @@ def test_predict_refuses_a_matrix_and_points_to_predict_transformed(bundle_dir: 
 @pytest.fixture()
 def nothing_deserialized(monkeypatch):
     """Fail the test if the model or the transform is read."""
-    import skops.io
-
     import conveyor.frameworks.bundle as bundle_module
+    from conveyor.frameworks import restricted_pickle
 
     def refuse(*args, **kwargs):
         raise AssertionError("deserialized before the hashes were checked")
 
-    monkeypatch.setattr(skops.io, "load", refuse)
-    monkeypatch.setattr(skops.io, "get_untrusted_types", refuse)
+    monkeypatch.setattr(restricted_pickle, "loads", refuse)
     monkeypatch.setattr(bundle_module, "load_transform", refuse)
 
 
@@ -342,7 +340,7 @@ def flip_byte(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["model/model.skops", "transform/transform_fn/graph.json", "MLmodel"]
+    "name", ["model/model.pkl", "transform/transform_fn/graph.json", "MLmodel"]
 )
 def test_a_changed_byte_is_refused_naming_the_file(bundle_copy, nothing_deserialized, name):
     flip_byte(bundle_copy / name)
@@ -361,7 +359,7 @@ def test_a_changed_manifest_is_refused(bundle_copy: Path, nothing_deserialized):
         load_model(str(bundle_copy))
 
 
-@pytest.mark.parametrize("name", ["model/model.skops", "transform/transform_fn/graph.json"])
+@pytest.mark.parametrize("name", ["model/model.pkl", "transform/transform_fn/graph.json"])
 def test_a_missing_file_is_refused_naming_it(bundle_copy, nothing_deserialized, name):
     (bundle_copy / name).unlink()
     with pytest.raises(ConveyorError, match=f"lacks {name}"):
