@@ -95,9 +95,9 @@ def _logistic(model: Any) -> SklearnKernel | None:
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
     """``sklearn.utils.extmath.softmax(scores, copy=False)`` on a NumPy array, in place."""
-    scores -= np.max(scores, axis=1).reshape((-1, 1))
+    scores -= scores.max(axis=1)[:, None]
     np.exp(scores, out=scores)
-    scores /= np.sum(scores, axis=1).reshape((-1, 1))
+    scores /= scores.sum(axis=1)[:, None]
     return scores
 
 

@@ -51,8 +51,6 @@ class CompiledPath:
 
     def __init__(self, servable: Servable, program: _Program, kernel: Any) -> None:
         self.names = [f.name for f in servable.fields]
-        self.dtypes = [np.dtype(f.type.to_pandas_dtype()) for f in servable.fields]
-        self.float32 = any(d == np.float32 for d in self.dtypes)
         self.program = program
         self.kernel = kernel
         self.classifier = servable.classifier
@@ -89,9 +87,10 @@ class CompiledPath:
             return None
         return self.compute(raw)
 
-    def read(self, payload: Payload) -> list[np.ndarray] | None:
-        """The raw columns of ``payload`` (rows or columns), or None unless every value of
-        every feature is a plain number and there are 1 to MAX_ROWS rows."""
+    def read(self, payload: Payload) -> np.ndarray | None:
+        """The raw features of ``payload`` (rows or columns) as float64 ``[N, K]``, or None
+        unless every value of every feature is a plain number and there are 1 to MAX_ROWS
+        rows."""
         names = self.names
         if isinstance(payload, dict):
             lists = [payload.get(name) for name in names]
@@ -101,26 +100,19 @@ class CompiledPath:
             for values in lists:
                 if not isinstance(values, list) or len(values) != size or not _numbers(values):
                     return None
-            columns = list(np.array(lists, dtype=np.float64))
-        else:
-            size = len(payload)
-            if not 0 < size <= MAX_ROWS:
-                return None
-            try:
-                values = [row[name] for row in payload for name in names]
-            except (KeyError, TypeError):
-                return None
-            if not _numbers(values):
-                return None
-            columns = list(np.array(values, dtype=np.float64).reshape(size, len(names)).T)
-        if self.float32:
-            with np.errstate(over="ignore"):  # beyond float32 is infinite, as in Arrow
-                columns = [
-                    c.astype(d, copy=False) for c, d in zip(columns, self.dtypes, strict=True)
-                ]
-        return columns
+            return np.array(lists, dtype=np.float64).T
+        size = len(payload)
+        if not 0 < size <= MAX_ROWS:
+            return None
+        try:
+            values = [row[name] for row in payload for name in names]
+        except (KeyError, TypeError):
+            return None
+        if not _numbers(values):
+            return None
+        return np.array(values, dtype=np.float64).reshape(size, len(names))
 
-    def compute(self, raw: list[np.ndarray]) -> Outputs | None:
+    def compute(self, raw: np.ndarray) -> Outputs | None:
         X = self.program.matrix(raw)
         if X is None or not np.isfinite(X).all():
             return None
@@ -204,27 +196,37 @@ def _kernel(servable: Servable) -> Any:
 
 # ---------------------------------------------------------------------- the transform
 class _Program:
-    """The transform (or none) as NumPy steps over raw columns, then the float32 matrix."""
+    """The transform (or none) as NumPy steps over raw columns, then the float32 matrix.
+    Where every feature is a raw float64 feature or its z-score, one affine step does it
+    all: ``(x - mean) / std`` with mean 0 and std 1 for a raw feature (exactly ``x``) and
+    std 1 where the variance is 0 (exactly ``x - mean``)."""
 
-    def __init__(self, steps: list[tuple[int, Step, list[int]]], outputs: list[int]) -> None:
+    def __init__(
+        self, dtypes: list[np.dtype], steps: list[tuple[Step, list[int]]], outputs: list[int]
+    ) -> None:
+        self.dtypes = dtypes
         self.steps = steps
         self.outputs = outputs
+        self.affine: tuple[Any, np.ndarray, np.ndarray] | None = None
+        if all(d == np.float64 for d in dtypes):
+            self.affine = _affine(steps, outputs, len(dtypes))
 
     @classmethod
     def build(cls, servable: Servable) -> _Program | None:
         inputs = servable.bundle.inputs
         fields = servable.fields
+        dtypes = [np.dtype(f.type.to_pandas_dtype()) for f in fields]
         if inputs.transform is None:
             if inputs.width != len(fields):
                 return None
-            return cls([], list(range(len(fields))))
+            return cls(dtypes, [], list(range(len(fields))))
         graph = inputs.transform.graph
         position = {f.name: i for i, f in enumerate(fields)}
         ids = [graph.outputs.get(name) for name in servable.bundle.features]
         if None in ids or inputs.width != len(ids):
             return None
         slots: dict[int, int] = {}  # node id → slot in the values list
-        steps: list[tuple[int, Step, list[int]]] = []
+        steps: list[tuple[Step, list[int]]] = []
         constants: dict[int, Any] = {}
         for node_id in graph.closure(ids, through_analyzers=False):  # type: ignore[arg-type]
             node = graph.node(node_id)
@@ -240,23 +242,48 @@ class _Program:
                 if step is None or node.type not in _FLOATS:
                     return None
                 slots[node_id] = len(fields) + len(steps)
-                steps.append((node_id, step, [slots.get(i, -1 - i) for i in node.inputs]))
+                steps.append((step, [slots.get(i, -1 - i) for i in node.inputs]))
             else:
                 return None
         if any(graph.node(i).type not in _FLOATS for i in ids):  # type: ignore[arg-type]
             return None
-        return cls(steps, [slots[i] for i in ids])  # type: ignore[index]
+        return cls(dtypes, steps, [slots[i] for i in ids])  # type: ignore[index]
 
-    def matrix(self, raw: list[np.ndarray]) -> np.ndarray | None:
-        values = list(raw)
-        X = np.empty((len(raw[0]), len(self.outputs)), dtype=np.float32)
+    def matrix(self, raw: np.ndarray) -> np.ndarray:
+        X = np.empty((len(raw), len(self.outputs)), dtype=np.float32)
         # Overflow gives infinities, as in Arrow and feature_matrix (then the general path).
         with np.errstate(all="ignore"):
-            for _, step, args in self.steps:
+            if self.affine is not None:
+                columns, mean, std = self.affine
+                X[...] = ((raw if columns is None else raw[:, columns]) - mean) / std
+                return X
+            values = [c.astype(d, copy=False) for c, d in zip(raw.T, self.dtypes, strict=True)]
+            for step, args in self.steps:
                 values.append(step([values[a] if a >= 0 else None for a in args]))
             for index, slot in enumerate(self.outputs):
                 X[:, index] = values[slot]
         return X
+
+
+def _affine(
+    steps: list[tuple[Step, list[int]]], outputs: list[int], width: int
+) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(raw columns, means, stds) when every output is a raw feature or its z-score."""
+    columns, means, stds = [], [], []
+    for slot in outputs:
+        if slot < width:
+            columns.append(slot)
+            means.append(0.0)
+            stds.append(1.0)
+            continue
+        step, args = steps[slot - width]
+        if not isinstance(step, _ZScore) or not 0 <= args[0] < width:
+            return None
+        columns.append(args[0])
+        means.append(step.mean)
+        stds.append(step.std or 1.0)
+    chosen = None if columns == list(range(width)) else np.array(columns)
+    return chosen, np.array(means), np.array(stds)
 
 
 def _column_arg(node: Any, args: list[Any], constants: dict[int, Any]) -> Any:
@@ -266,15 +293,21 @@ def _column_arg(node: Any, args: list[Any], constants: dict[int, Any]) -> Any:
     return constants.get(args[1].id)
 
 
-def _z_score(node: Any, args: list[Any], constants: dict[int, Any]) -> Step | None:
+class _ZScore:
     """As ``moments._z_score`` on float64: ``(x - mean) / std``, or ``x - mean``."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, v: list[Any]) -> np.ndarray:
+        return (v[0] - self.mean) / self.std if self.std > 0 else v[0] - self.mean
+
+
+def _z_score(node: Any, args: list[Any], constants: dict[int, Any]) -> Step | None:
     fitted = _column_arg(node, args, constants)
     if fitted is None or node.type != pa.float64():
         return None
-    mean, std = float(fitted["mean"]), float(np.sqrt(fitted["var"]))
-    if std > 0:
-        return lambda v: (v[0] - mean) / std
-    return lambda v: v[0] - mean
+    return _ZScore(float(fitted["mean"]), float(np.sqrt(fitted["var"])))
 
 
 def _scale_by_min_max(node: Any, args: list[Any], constants: dict[int, Any]) -> Step | None:

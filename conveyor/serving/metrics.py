@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,6 +38,7 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_MAX_CACHED = 1024  # (route, model, status) keys; a client naming endless models is not kept
 
 
 class Metrics:
@@ -45,6 +47,8 @@ class Metrics:
     def __init__(self, models: list[str]) -> None:
         self.models = set(models)
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._batch_children: dict[str, Any] = {}
         self.requests = Counter(
             "conveyor_serving_requests",
             "Requests answered, by route, model and HTTP status.",
@@ -80,12 +84,21 @@ class Metrics:
         )
 
     def request(self, route: str, model: str, status: int, seconds: float) -> None:
-        model = model if model in self.models else ""
-        self.requests.labels(route, model, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, model, status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than counting: once per key
+            known = model if model in self.models else ""
+            children = (self.requests.labels(route, known, str(status)), self.latency.labels(route))
+            if len(self._children) < _MAX_CACHED:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def batch(self, model: str, rows: int) -> None:
-        self.batch_rows.labels(model).observe(rows)
+        child = self._batch_children.get(model)
+        if child is None:
+            child = self._batch_children[model] = self.batch_rows.labels(model)
+        child.observe(rows)
 
     def loaded(self, model: str, version: int, error: str | None) -> None:
         if error is None:

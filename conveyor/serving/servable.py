@@ -65,6 +65,7 @@ class Servable:
         self.bundle = bundle
         self.fields: list[pa.Field] = list(bundle.inputs.fields)
         self.field_by_name = {f.name: f for f in self.fields}
+        self.text_fields = [f for f in self.fields if dtypes.is_text(dtypes.element(f.type))]
         self.class_names = bundle.class_names
         self.classifier = bundle.task == "classification"
         self._class_index = {v: i for i, v in enumerate(self.class_names or ())}

@@ -83,3 +83,49 @@ def test_serving_compiled_not_kept_when_it_disagrees(sklearn_bundles, monkeypatc
     servable = Servable("penguin", 1, load_model(str(sklearn_bundles["a"])))
     assert servable.compiled is None
     assert CompiledPath.build(servable) is None
+
+
+def _bundle(tmp_path, penguin_frame, transform: bool) -> Servable:
+    """A LogisticRegression behind min-max scaling, a z-score and a raw feature (or behind
+    no transform at all)."""
+    from sklearn.linear_model import LogisticRegression
+
+    import conveyor.transform as tft
+    from conveyor.frameworks import save_model
+    from conveyor.frameworks.inputs import feature_matrix
+
+    features = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
+    fitted, X = None, penguin_frame[features].to_numpy("float32")
+    y = penguin_frame["species"].to_numpy()
+    if transform:
+
+        def preprocessing_fn(inputs):
+            return {
+                "culmen_length_mm": tft.scale_to_0_1(inputs["culmen_length_mm"]),
+                "culmen_depth_mm": tft.scale_by_min_max(inputs["culmen_depth_mm"], -1.0, 1.0),
+                "flipper_length_mm": tft.scale_to_z_score(inputs["flipper_length_mm"]),
+                "body_mass_g": inputs["body_mass_g"],
+                "species": inputs["species"],
+            }
+
+        fitted = tft.fit(preprocessing_fn, penguin_frame)
+        X = feature_matrix(fitted.transform(penguin_frame), features)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    path = save_model(
+        model,
+        str(tmp_path / "bundle"),
+        features=features,
+        label="species",
+        class_names=["Adelie", "Chinstrap", "Gentoo"],
+        transform=fitted,
+    )
+    return Servable("penguin", 1, load_model(path))
+
+
+@pytest.mark.parametrize("transform", [True, False], ids=["min-max", "no-transform"])
+def test_serving_compiled_other_transforms(tmp_path, penguin_frame, penguin_rows, transform):
+    servable = _bundle(tmp_path, penguin_frame, transform)
+    assert servable.compiled is not None and servable.compiled.program.affine is None
+    for payload in [[row] for row in penguin_rows] + [penguin_rows[:MAX_ROWS]]:
+        mine = servable.compiled.answer(payload)
+        assert mine is not None and _same(mine, servable.predict([payload])[0])

@@ -92,7 +92,7 @@ def parse_rows(
         raise BadRequest(
             f"'{noun}s' must be a list of rows (objects of raw features); got {kind(instances)}."
         )
-    text = [f for f in servable.fields if is_text_field(f)]
+    text = servable.text_fields
     rows = []
     for index, row in enumerate(instances):
         if not isinstance(row, dict):
