@@ -7,6 +7,7 @@ calls ``os._exit`` cannot take the runner down; ``max_workers`` bounds how many 
 from __future__ import annotations
 
 import datetime
+import importlib
 import logging
 import multiprocessing
 import os
@@ -15,10 +16,12 @@ import shlex
 import socket
 import sys
 import time
+from collections.abc import Iterable
 from multiprocessing.connection import wait as wait_for_processes
 from typing import Any
 
 from conveyor.dsl import Node, Pipeline
+from conveyor.frameworks.preload import modules_for_execution
 from conveyor.metadata import MetadataStore
 from conveyor.orchestration.display import Display, make_display
 from conveyor.orchestration.launcher import Launcher, PreparedExecution
@@ -28,20 +31,23 @@ from conveyor.types import Artifact, ConveyorError, PipelineDefinitionError
 
 logger = logging.getLogger(__name__)
 
-# Imported once in the runner, so that every forked execution finds them loaded instead of
-# paying for them again (a tenth of a second each for fsspec and pyarrow.parquet). None of
-# them starts a thread on import, so forking after them stays safe.
+# Imported once in the runner before its first fork, so that every forked execution finds
+# them loaded instead of paying for them again (a tenth of a second each for fsspec and
+# pyarrow.parquet). Executions add the framework modules they are about to import
+# (conveyor.frameworks.preload). A run whose nodes all come from the cache forks nothing and
+# imports none of them.
 PRELOAD = ("numpy", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "fsspec")
 
 
-def preload(modules: tuple[str, ...] = PRELOAD) -> None:
-    import importlib
-
+def preload(modules: Iterable[str] = PRELOAD) -> None:
+    """Import ``modules`` here; one that fails is left to the execution that needs it."""
     for name in modules:
+        if name in sys.modules:
+            continue
         try:
             importlib.import_module(name)
-        except ImportError:  # an optional library: the execution that needs it will say so
-            continue
+        except Exception as exc:  # an optional library, or a broken one the execution reports
+            logger.debug("not preloading %s: %s", name, exc)
 
 
 def new_run_id() -> str:
@@ -134,8 +140,6 @@ class LocalRunner:
             run_id = resume or run_id or new_run_id()
             state = _RunLoop(self, pipeline, store, run_id, selected, enable_cache)
             state.prepare(resume)
-            if self._mp.get_start_method() == "fork":
-                preload()
             command = resume_hint or _resume_command(pipeline, run_id)
             return state.execute(command)
         finally:
@@ -278,6 +282,8 @@ class _RunLoop:
         if isinstance(outcome, NodeResult):
             self._record(outcome)
             return
+        if self.runner._mp.get_start_method() == "fork":
+            preload((*PRELOAD, *modules_for_execution(outcome.kwargs)))
         sys.stdout.flush()
         sys.stderr.flush()
         process = self.runner._mp.Process(
