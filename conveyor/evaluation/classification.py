@@ -14,7 +14,7 @@ prediction is NaN are counted and make every prediction metric of their slice un
 Example::
 
     slices = ClassificationSlices(num_classes=3, ranked=True, bins=10)
-    slices.update(slice_ids, labels, predictions, weights)
+    slices.update(rows, slice_ids, labels, predictions, weights)
     slices.state(0).num_rows
 """
 
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from conveyor.evaluation.predictions import Predictions
+from conveyor.evaluation.slicing import dense_groups
 
 __all__ = ["ClassState", "ClassificationSlices"]
 
@@ -80,83 +81,98 @@ class ClassificationSlices:
         return found
 
     def update(
-        self, slice_ids: np.ndarray, labels: np.ndarray, predicted: Predictions,
-        weights: np.ndarray | None,
+        self, rows: np.ndarray, slice_ids: np.ndarray, labels: np.ndarray,
+        predicted: Predictions, weights: np.ndarray | None,
     ) -> None:  # fmt: skip
-        """Add rows: ``slice_ids[k]`` is row k's slice, ``labels`` class ids (``C`` when
-        unseen), ``predicted`` the rows' predictions, ``weights`` None for 1 each."""
-        uniques, group = np.unique(slice_ids, return_inverse=True)
+        """Add a batch: ``labels`` (class ids, ``C`` when unseen), ``predicted`` and
+        ``weights`` (None for 1 each) are per batch row; batch row ``rows[k]`` belongs to slice
+        ``slice_ids[k]``. Per-row figures are computed once, then summed per slice."""
+        uniques, group = dense_groups(slice_ids)
         G, C = len(uniques), self.num_classes
         w = np.ones(len(labels)) if weights is None else weights
         ok = predicted.class_ids >= 0
-        rows = np.bincount(group, minlength=G)
-        nan_rows = np.bincount(group, weights=~ok, minlength=G)
-        unseen_rows = np.bincount(group, weights=labels == C, minlength=G)
-        weight = np.bincount(group, weights=w, minlength=G)
-        cells = (group * (C + 1) + labels) * C + np.where(ok, predicted.class_ids, 0)
-        confusion = np.bincount(cells[ok], weights=w[ok], minlength=G * (C + 1) * C)
-        confusion = confusion.reshape(G, C + 1, C)
-        sums = None
+        per_row = {"rows": np.ones(len(labels)), "nan": ~ok, "unseen": labels == C, "weight": w}
         if predicted.proba is not None:
-            sums = self._probability_sums(group, G, labels, predicted, w, ok)
+            per_row.update(self._probability_rows(labels, predicted, w, ok))
+        sums = {name: np.bincount(group, weights=v[rows], minlength=G) for name, v in
+                per_row.items() if name != "bin"}  # fmt: skip
+        cells = (labels * C + np.where(ok, predicted.class_ids, 0))[rows] + group * ((C + 1) * C)
+        counted = ok[rows]
+        confusion = np.bincount(cells[counted], weights=w[rows][counted],
+                                minlength=G * (C + 1) * C).reshape(G, C + 1, C)  # fmt: skip
+        calibration = None
+        if predicted.proba is not None:
+            calibration = self._calibration(group, G, rows, per_row)
         for g, slice_id in enumerate(uniques.tolist()):
-            state = self.state(slice_id)
-            state.num_rows += int(rows[g])
-            state.nan_rows += int(nan_rows[g])
-            state.unseen_rows += int(unseen_rows[g])
-            state.weight += float(weight[g])
-            state.confusion += confusion[g]
-            if sums is not None:
-                state.has_proba = True
-                state.known_weight += float(sums["known"][g])
-                state.log_loss_sum += float(sums["log_loss"][g])
-                state.brier_sum += float(sums["brier"][g])
-                state.calibration += sums["calibration"][g]
+            self._add(self.state(slice_id), g, sums, confusion[g],
+                      None if calibration is None else calibration[g])  # fmt: skip
         if self.keep_scores and predicted.proba is not None:
-            self._keep(uniques, group, labels, predicted.proba, weights, ok)
+            self._keep(uniques, group, rows, labels, predicted.proba, weights, ok)
 
-    def _probability_sums(
-        self, group: np.ndarray, G: int, labels: np.ndarray, predicted: Predictions,
-        w: np.ndarray, ok: np.ndarray,
-    ) -> dict[str, np.ndarray]:  # fmt: skip
+    @staticmethod
+    def _add(state: ClassState, g: int, sums: dict, confusion: np.ndarray, calibration) -> None:
+        state.num_rows += int(sums["rows"][g])
+        state.nan_rows += int(sums["nan"][g])
+        state.unseen_rows += int(sums["unseen"][g])
+        state.weight += float(sums["weight"][g])
+        state.confusion += confusion
+        if calibration is not None:
+            state.has_proba = True
+            state.known_weight += float(sums["known"][g])
+            state.log_loss_sum += float(sums["log_loss"][g])
+            state.brier_sum += float(sums["brier"][g])
+            state.calibration += calibration
+
+    def _probability_rows(
+        self, labels: np.ndarray, predicted: Predictions, w: np.ndarray, ok: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Per batch row, weighted: log loss, Brier score, calibration bin, score and hit
+        (0 where the label is unknown or the prediction NaN)."""
         proba, C, B = predicted.proba, self.num_classes, self.bins
         known = ok & (labels >= 0) & (labels < C)
-        g, y, p, wk = group[known], labels[known], proba[known], w[known]
+        y = np.where(known, labels, 0)
+        p = np.where(known[:, None], proba, 0)
         eps = np.finfo(p.dtype).eps
-        picked = np.clip(p[np.arange(len(y)), y], eps, 1 - eps).astype(np.float64)
-        onehot = np.zeros(p.shape, dtype=np.float64)
-        onehot[np.arange(len(y)), y] = 1.0
-        brier = ((onehot - p) ** 2).sum(axis=1)
+        true_p = p[np.arange(len(y)), y].astype(np.float64)
+        brier = np.einsum("ij,ij->i", p, p) - 2.0 * true_p + 1.0  # sum over classes
         if C == 2:  # the positive class's probability against "is class 1"
             score, hit = p[:, 1].astype(np.float64), (y == 1).astype(np.float64)
         else:  # reliability: confidence against "was right"
             score = p.max(axis=1).astype(np.float64)
-            hit = (predicted.class_ids[known] == y).astype(np.float64)
-        cell = g * B + np.minimum((score * B).astype(np.int64), B - 1).clip(0)
-        calibration = np.stack([
-            np.bincount(cell, weights=wk, minlength=G * B),
-            np.bincount(cell, weights=wk * score, minlength=G * B),
-            np.bincount(cell, weights=wk * hit, minlength=G * B),
-        ], axis=1).reshape(G, B, 3)  # fmt: skip
+            hit = (predicted.class_ids == y).astype(np.float64)
+        wk = np.where(known, w, 0.0)
         return {
-            "known": np.bincount(g, weights=wk, minlength=G),
-            "log_loss": np.bincount(g, weights=-wk * np.log(picked), minlength=G),
-            "brier": np.bincount(g, weights=wk * brier, minlength=G),
-            "calibration": calibration,
+            "known": wk,
+            "log_loss": -wk * np.log(np.clip(true_p, eps, 1 - eps)),
+            "brier": wk * brier,
+            "bin": np.minimum((score * B).astype(np.int64), B - 1).clip(0),
+            "cal_score": wk * score,
+            "cal_hit": wk * hit,
         }
 
+    def _calibration(
+        self, group: np.ndarray, G: int, rows: np.ndarray, per_row: dict
+    ) -> np.ndarray:
+        B = self.bins
+        cell = group * B + per_row["bin"][rows]
+        return np.stack([
+            np.bincount(cell, weights=per_row[name][rows], minlength=G * B)
+            for name in ("known", "cal_score", "cal_hit")
+        ], axis=1).reshape(G, B, 3)  # fmt: skip
+
     def _keep(
-        self, uniques: np.ndarray, group: np.ndarray, labels: np.ndarray, proba: np.ndarray,
-        weights: np.ndarray | None, ok: np.ndarray,
+        self, uniques: np.ndarray, group: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+        proba: np.ndarray, weights: np.ndarray | None, ok: np.ndarray,
     ) -> None:  # fmt: skip
-        known = ok & (labels >= 0) & (labels < self.num_classes)
-        group, labels, proba = group[known], labels[known].astype(np.int32), proba[known]
-        weights = None if weights is None else weights[known]
-        scores = proba[:, 1:] if self.num_classes == 2 else proba
-        order = np.argsort(group, kind="stable")
+        known = (ok & (labels >= 0) & (labels < self.num_classes))[rows]
+        group, rows = group[known], rows[known]
+        small = group.astype(np.int16) if len(uniques) < 2**15 else group  # radix sort
+        order = np.argsort(small, kind="stable")
         bounds = np.searchsorted(group[order], np.arange(len(uniques) + 1))
+        scores = proba[:, 1:] if self.num_classes == 2 else proba
         for g, slice_id in enumerate(uniques.tolist()):
-            rows = order[bounds[g] : bounds[g + 1]]
-            if len(rows):
-                kept = (labels[rows], scores[rows], None if weights is None else weights[rows])
+            taken = rows[order[bounds[g] : bounds[g + 1]]]
+            if len(taken):
+                kept = (labels[taken].astype(np.int32), scores[taken],
+                        None if weights is None else weights[taken])  # fmt: skip
                 self.state(slice_id).ranked.append(kept)

@@ -60,7 +60,7 @@ def binary_curve(
     positive: np.ndarray, scores: np.ndarray, weights: np.ndarray | None
 ) -> BinaryCurve:
     """The curve of ``scores`` for the boolean ``positive`` (weighted by ``weights``)."""
-    order = np.argsort(scores, kind="mergesort")[::-1]
+    order = np.argsort(scores)[::-1]  # ties need no order: only their last index counts
     scores = scores[order]
     hit = positive[order].astype(np.float64)
     weight = np.ones_like(hit) if weights is None else weights[order].astype(np.float64)

@@ -21,7 +21,7 @@ from conveyor.evaluation.class_metrics import classification_result
 from conveyor.evaluation.classification import ClassificationSlices
 from conveyor.evaluation.config import EvalConfig, EvalConfigError
 from conveyor.evaluation.labels import LabelEncoder, regression_labels
-from conveyor.evaluation.predictions import Predictions, Predictor
+from conveyor.evaluation.predictions import Predictor
 from conveyor.evaluation.regression import RegressionSlices, regression_result
 from conveyor.evaluation.slice_result import SliceResult
 from conveyor.evaluation.slicing import Slicer
@@ -81,13 +81,7 @@ class ModelPass:
         else:
             self._start_classes(predicted)
             labels = self.encoder.encode(column)
-        slices = self._slices_for()
-        taken = Predictions(
-            proba=None if predicted.proba is None else predicted.proba[rows],
-            class_ids=None if predicted.class_ids is None else predicted.class_ids[rows],
-            values=None if predicted.values is None else predicted.values[rows],
-        )
-        slices.update(slice_ids, labels[rows], taken, None if weights is None else weights[rows])
+        self._slices_for().update(rows, slice_ids, labels, predicted, weights)
 
     def results(self, slicer: Slicer) -> list[SliceResult]:
         """Every slice's metrics, in the slicer's order."""

@@ -8,7 +8,7 @@ counted and make every prediction metric of their slice undefined.
 Example::
 
     slices = RegressionSlices()
-    slices.update(slice_ids, labels, predictions, weights)
+    slices.update(rows, slice_ids, labels, predictions, weights)
     regression_result(slices.state(0), "Overall", 0, ["mse", "r2"]).metrics
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from conveyor.evaluation.predictions import Predictions
 from conveyor.evaluation.slice_result import SliceResult
+from conveyor.evaluation.slicing import dense_groups
 
 __all__ = ["RegressionSlices", "RegressionState", "regression_result"]
 
@@ -59,36 +60,32 @@ class RegressionSlices:
         return self._states.setdefault(slice_id, RegressionState())
 
     def update(
-        self, slice_ids: np.ndarray, labels: np.ndarray, predicted: Predictions,
-        weights: np.ndarray | None,
+        self, rows: np.ndarray, slice_ids: np.ndarray, labels: np.ndarray,
+        predicted: Predictions, weights: np.ndarray | None,
     ) -> None:  # fmt: skip
-        uniques, group = np.unique(slice_ids, return_inverse=True)
+        """Add a batch; batch row ``rows[k]`` belongs to slice ``slice_ids[k]``."""
+        uniques, group = dense_groups(slice_ids)
         G = len(uniques)
-        p = predicted.values
-        ok = np.isfinite(p)
-        rows = np.bincount(group, minlength=G)
-        nan_rows = np.bincount(group, weights=~ok, minlength=G)
-        g, y, p = group[ok], labels[ok], p[ok]
-        w = np.ones(len(y)) if weights is None else weights[ok]
-        weight = np.bincount(g, weights=w, minlength=G)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.bincount(g, weights=w * y, minlength=G) / weight
-        m2 = np.bincount(g, weights=w * (y - np.nan_to_num(mean)[g]) ** 2, minlength=G)
+        ok = np.isfinite(predicted.values)
+        y, p = np.where(ok, labels, 0.0), np.where(ok, predicted.values, 0.0)
+        w = np.where(ok, 1.0 if weights is None else weights, 0.0)
         error = y - p
-        eps = np.finfo(np.float64).eps
-        sums = {
-            "squared": np.bincount(g, weights=w * error**2, minlength=G),
-            "absolute": np.bincount(g, weights=w * np.abs(error), minlength=G),
-            "percentage": np.bincount(
-                g, weights=w * np.abs(error) / np.maximum(np.abs(y), eps), minlength=G
-            ),
-            "prediction": np.bincount(g, weights=w * p, minlength=G),
-        }
+        per_row = {
+            "rows": np.ones(len(y)), "nan": ~ok, "weight": w, "label": w * y,
+            "squared": w * error**2, "absolute": w * np.abs(error),
+            "percentage": w * np.abs(error) / np.maximum(np.abs(y), np.finfo(np.float64).eps),
+            "prediction": w * p,
+        }  # fmt: skip
+        sums = {name: np.bincount(group, weights=v[rows], minlength=G) for name, v in
+                per_row.items()}  # fmt: skip
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nan_to_num(sums["label"] / sums["weight"])
+        m2 = np.bincount(group, weights=w[rows] * (y[rows] - mean[group]) ** 2, minlength=G)
         for index, slice_id in enumerate(uniques.tolist()):
             state = self.state(slice_id)
-            state.num_rows += int(rows[index])
-            state.nan_rows += int(nan_rows[index])
-            state.merge(float(weight[index]), float(np.nan_to_num(mean[index])), float(m2[index]))
+            state.num_rows += int(sums["rows"][index])
+            state.nan_rows += int(sums["nan"][index])
+            state.merge(float(sums["weight"][index]), float(mean[index]), float(m2[index]))
             for name in _SUMS:
                 setattr(state, name, getattr(state, name) + float(sums[name][index]))
 

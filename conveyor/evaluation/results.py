@@ -93,7 +93,7 @@ def diff(
 
 def _write_json(uri: str, data: Any) -> None:
     with fsx.open_file(uri, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, allow_nan=False)
+        handle.write(json.dumps(data, separators=(",", ":"), allow_nan=False))
 
 
 def _write_parquet(uri: str, evaluation: Evaluation) -> None:

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from conveyor.evaluation.config import OVERALL, EvalConfigError, SlicingSpec
 
-__all__ = ["MISSING", "Slicer", "bucket_label", "value_label"]
+__all__ = ["MISSING", "Slicer", "bucket_label", "dense_groups", "value_label"]
 
 MISSING = "(missing)"
 
@@ -119,6 +119,16 @@ class Slicer:
             self._keys.append(key)
             self._order.append(order)
         return found
+
+
+def dense_groups(slice_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(uniques, group)``: the slice ids present, ascending, and each row's index among
+    them; what ``np.unique(..., return_inverse=True)`` gives, in linear time for the small
+    non-negative ids slices have."""
+    present = np.bincount(slice_ids) > 0
+    uniques = np.flatnonzero(present)
+    index = np.cumsum(present) - 1
+    return uniques, index[slice_ids]
 
 
 def _matching_rows(spec: SlicingSpec, batch: pa.RecordBatch) -> np.ndarray:
