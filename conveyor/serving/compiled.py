@@ -12,8 +12,9 @@ far out; otherwise the version is served by the general path alone.
 A request it cannot answer exactly as the general path would is handed back (``None``):
 a value that is not a plain number (the general path names the feature in its 400), a
 missing feature, a transformed value that is not finite (the general path's 400), a row
-whose highest probability is shared by two classes. Its cost is bounded by its row limit
-(:data:`MAX_ROWS`), so the server may run it on the event loop.
+whose highest probability is shared by two classes. Within its row limit (:data:`MAX_ROWS`)
+its cost is bounded, so the server runs it on the event loop; larger requests may take it
+on the batcher's worker thread.
 
 Example::
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -80,29 +82,30 @@ class CompiledPath:
         return compiled if agrees else None
 
     # ------------------------------------------------------------------ answering
-    def answer(self, payload: Payload) -> Outputs | None:
-        """``payload``'s outputs, or None for the general path to answer it."""
-        raw = self.read(payload)
+    def answer(self, payload: Payload, max_rows: int | None = MAX_ROWS) -> Outputs | None:
+        """``payload``'s outputs, or None for the general path to answer it (also when it
+        has more than ``max_rows`` rows; None: any number)."""
+        raw = self.read(payload, max_rows or sys.maxsize)
         if raw is None:
             return None
         return self.compute(raw)
 
-    def read(self, payload: Payload) -> np.ndarray | None:
+    def read(self, payload: Payload, max_rows: int = MAX_ROWS) -> np.ndarray | None:
         """The raw features of ``payload`` (rows or columns) as float64 ``[N, K]``, or None
-        unless every value of every feature is a plain number and there are 1 to MAX_ROWS
-        rows."""
+        unless every value of every feature is a plain number and there are 1 to
+        ``max_rows`` rows."""
         names = self.names
         if isinstance(payload, dict):
             lists = [payload.get(name) for name in names]
             size = len(lists[0]) if isinstance(lists[0], list) else 0
-            if not 0 < size <= MAX_ROWS:
+            if not 0 < size <= max_rows:
                 return None
             for values in lists:
                 if not isinstance(values, list) or len(values) != size or not _numbers(values):
                     return None
             return np.array(lists, dtype=np.float64).T
         size = len(payload)
-        if not 0 < size <= MAX_ROWS:
+        if not 0 < size <= max_rows:
             return None
         try:
             values = [row[name] for row in payload for name in names]

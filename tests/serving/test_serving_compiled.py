@@ -6,6 +6,8 @@ model without a kernel, nor kept when it disagrees with the general path."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,22 @@ def test_serving_compiled_other_transforms(tmp_path, penguin_frame, penguin_rows
     for payload in [[row] for row in penguin_rows] + [penguin_rows[:MAX_ROWS]]:
         mine = servable.compiled.answer(payload)
         assert mine is not None and _same(mine, servable.predict([payload])[0])
+
+
+def test_serving_compiled_answers_large_requests_in_the_batcher(servable, penguin_rows) -> None:
+    from conveyor.serving.batching import Batcher
+
+    many = [penguin_rows[i % len(penguin_rows)] for i in range(3 * MAX_ROWS)]
+    batcher = Batcher("penguin", max_batch_size=8, wait_s=0.0)
+
+    async def ask():
+        batcher.start()
+        try:
+            return await batcher.submit(servable, many, len(many))
+        finally:
+            await batcher.close()
+
+    answer = asyncio.run(ask())
+    assert servable.compiled.answer(many) is None  # past the limit for the event loop
+    assert _same(answer, servable.predict([many])[0])
+    assert _same(answer, servable.compiled.answer(many, max_rows=None))

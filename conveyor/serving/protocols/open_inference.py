@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,13 @@ _INTS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64
 _FLOATS = ("FP16", "FP32", "FP64")
 DATATYPES = ("BOOL", "BYTES", *_INTS, *_FLOATS)
 _TENSOR_KEYS = ("name", "datatype", "shape", "data", "parameters")
+# The Python types that are always right for a datatype (the rest are checked one by one).
+_PLAIN_TYPES = {
+    **dict.fromkeys(_FLOATS, (float, int)),
+    **dict.fromkeys(_INTS[:4], (int,)),
+    "BOOL": (bool,),
+    "BYTES": (str,),
+}
 
 
 @dataclass
@@ -156,8 +164,10 @@ def _tensor(tensor: Any, index: int) -> dict[str, Any]:
             f"Input {name!r}: shape {shape} holds {math.prod(shape)} values, but 'data' has "
             f"{len(data)}."
         )
-    for value in data:
-        _check_value(value, datatype, name)
+    plain = _PLAIN_TYPES.get(datatype)
+    if plain is None or not all(type(value) in plain for value in data):
+        for value in data:
+            _check_value(value, datatype, name)
     return {"name": name, "datatype": datatype, "shape": shape, "data": data}
 
 
@@ -225,8 +235,7 @@ def _columns(tensors: list[dict[str, Any]], servable: Servable) -> tuple[dict[st
             continue  # the label, or a raw column only the label uses
         if name in columns:
             raise BadRequest(f"Input {name!r} is given twice.")
-        _check_datatype(field, tensor["datatype"])
-        listed = dtypes.is_list(field.type)
+        listed = _check_datatype(field.type, field.name, tensor["datatype"])
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1 and not listed):
             raise BadRequest(
                 f"Input {name!r}: shape {shape} does not fit a feature of one value per row; "
@@ -247,21 +256,30 @@ def _columns(tensors: list[dict[str, Any]], servable: Servable) -> tuple[dict[st
     return columns, rows or 0
 
 
-def _check_datatype(field: pa.Field, datatype: str) -> None:
-    kind_ = dtypes.element(field.type)
-    if pa.types.is_boolean(kind_):
-        ok = datatype == "BOOL"
-    elif pa.types.is_integer(kind_):
-        ok = datatype in _INTS
-    elif pa.types.is_floating(kind_):
-        ok = datatype in _INTS or datatype in _FLOATS
-    else:
-        ok = datatype == "BYTES"
-    if not ok:
+def _check_datatype(kind_: pa.DataType, name: str, datatype: str) -> bool:
+    """Whether a feature of ``kind_`` is a list; a 400 unless ``datatype`` may stand for it."""
+    allowed, listed = _datatypes_for(kind_)
+    if datatype not in allowed:
         raise BadRequest(
-            f"Input {field.name!r} is {datatype}, but the feature is "
-            f"{dtypes.describe(field.type)}; send {_field_datatype(field.type)}."
+            f"Input {name!r} is {datatype}, but the feature is "
+            f"{dtypes.describe(kind_)}; send {_field_datatype(kind_)}."
         )
+    return listed
+
+
+@functools.cache
+def _datatypes_for(kind_: pa.DataType) -> tuple[tuple[str, ...], bool]:
+    """The datatypes a feature of ``kind_`` takes, and whether it is a list."""
+    element = dtypes.element(kind_)
+    if pa.types.is_boolean(element):
+        allowed: tuple[str, ...] = ("BOOL",)
+    elif pa.types.is_integer(element):
+        allowed = _INTS
+    elif pa.types.is_floating(element):
+        allowed = _INTS + _FLOATS
+    else:
+        allowed = ("BYTES",)
+    return allowed, dtypes.is_list(kind_)
 
 
 def _field_datatype(kind_: pa.DataType) -> str:
