@@ -70,24 +70,14 @@ def evaluate(
     """Evaluate ``model`` (a bundle, its uri or a ``Model`` artifact) on ``splits`` of
     ``examples`` (taken together, as TFX does), and ``baseline_model`` on the same rows."""
     from conveyor import io
-    from conveyor.frameworks import load_model
 
     config = EvalConfig() if config is None else EvalConfig.from_dict(config)
     source = io.open_examples(examples)
     splits = list(splits)
     columns = _checked_columns(source, splits, config)
-    candidate = model if hasattr(model, "predict_proba") else load_model(model)
-    label_key = _label_key(config, candidate, columns, splits, source.uri)
-    _check_labels(source, splits, label_key)
-    label_type = columns[label_key].type
-    passes = [ModelPass(candidate, config, label_key=label_key, label_type=label_type,
-                        name="the candidate model", predict_fn=predict_fn)]  # fmt: skip
-    if baseline_model is not None:
-        baseline = baseline_model if hasattr(baseline_model, "predict_proba") else load_model(
-            baseline_model)  # fmt: skip
-        passes.append(ModelPass(baseline, config, label_key=label_key, label_type=label_type,
-                                name="the baseline model", predict_fn=predict_fn))  # fmt: skip
-        _check_same_task(passes)
+    models = {"candidate": model, "baseline": baseline_model}
+    passes = _passes(models, config, columns, splits, source, predict_fn)
+    label_key = passes[0].label_key
     needed = _needed_columns(passes, config, label_key, columns, predict_fn is not None)
     slicer = Slicer(config.specs)
     counts: dict[str, int] = {}
@@ -101,16 +91,38 @@ def evaluate(
                 for run in passes:
                     run.update(batch, rows, slice_ids, weights)
         logger.info("Evaluated %d rows of split %s", counts.get(split, 0), split)
-    first = passes[0]
+    first, baseline = passes[0], passes[1] if len(passes) > 1 else None
     return Evaluation(
         task=first.task, label_key=label_key, class_names=first.class_names and
         first.display_names(), splits=splits, metrics=first.metrics,
         candidate=first.results(slicer),
-        baseline=passes[1].results(slicer) if len(passes) > 1 else None,
+        baseline=None if baseline is None else baseline.results(slicer),
         num_examples=counts, excluded=excluded, unseen_labels=first.unseen_labels(),
-        config=config, model_uri=str(getattr(candidate, "uri", "")),
-        baseline_uri=str(getattr(passes[1].bundle, "uri", "")) if len(passes) > 1 else None,
+        config=config, model_uri=str(getattr(first.bundle, "uri", "")),
+        baseline_uri=None if baseline is None else str(getattr(baseline.bundle, "uri", "")),
     )  # fmt: skip
+
+
+def _passes(
+    models: dict[str, Any], config: EvalConfig, columns: dict[str, pa.Field],
+    splits: list[str], source: Any, predict_fn: Callable[..., Any] | None,
+) -> list[ModelPass]:  # fmt: skip
+    """A :class:`ModelPass` per model given (the candidate first), once the label is known
+    to be there."""
+    from conveyor.frameworks import load_model
+
+    bundles = {role: m if hasattr(m, "predict_proba") else load_model(m)
+               for role, m in models.items() if m is not None}  # fmt: skip
+    label_key = _label_key(config, bundles["candidate"], columns, splits, source.uri)
+    _check_labels(source, splits, label_key)
+    passes = [
+        ModelPass(bundle, config, label_key=label_key, label_type=columns[label_key].type,
+                  name=f"the {role} model", predict_fn=predict_fn)
+        for role, bundle in bundles.items()
+    ]  # fmt: skip
+    if len(passes) > 1:
+        _check_same_task(passes)
+    return passes
 
 
 # ---------------------------------------------------------------------- checks before predicting

@@ -19,8 +19,11 @@ from conveyor.evaluation import (
     load_evaluation,
 )
 from conveyor.metadata import MetadataStore
-from conveyor.types import Examples, Model, ModelBlessing, PipelineDefinitionError
+from conveyor.types import Examples, Model, ModelBlessing, PipelineDefinitionError, Schema
 
+PENGUIN_SCHEMA = (
+    Path(__file__).resolve().parents[2].parent / "shared/data/penguin/schema_user_provided.pbtxt"
+)
 TRAINER_MODULE = """
 from sklearn.linear_model import LogisticRegression
 
@@ -185,3 +188,76 @@ def test_conveyor_show_prints_the_verdict_and_metrics_by_slice(two_runs, capsys,
     assert "species=2" in out and "body_mass_g=[0.6, inf)" in out
     assert main(["show", str(blessing.id), "--metadata-url", url]) == 0
     assert "Not blessed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- predict_fn and schema
+PREDICT_MODULE = """
+def predict_fn(model, batch):
+    return {"probabilities": model.predict_proba(batch)[:, ::-1]}  # classes reversed
+"""
+
+
+def reversed_proba(model, batch):
+    return model.predict_proba(batch)[:, ::-1]
+
+
+def imported(tmp_path: Path, penguin_frame, bundle: Path) -> list:
+    """Importers for the penguin rows (split eval, raw features, label species ids) and a
+    bundle."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    split = tmp_path / "examples" / "Split-eval"
+    split.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(penguin_frame), split / "part-00000.parquet")
+    return [Importer(str(split.parent), Examples).with_id("examples"),
+            Importer(str(bundle), Model).with_id("model")]  # fmt: skip
+
+
+def evaluate_in_pipeline(tmp_path: Path, nodes: list, **params):
+    examples, model = nodes[:2]
+    evaluator = Evaluator(examples=examples.outputs["result"], model=model.outputs["result"],
+                          **params)  # fmt: skip
+    pipeline = Pipeline("penguin", [*nodes, evaluator], root=tmp_path / "root",
+                        metadata_url=f"sqlite:///{tmp_path}/md.db")  # fmt: skip
+    return LocalRunner(display="none").run(pipeline)
+
+
+@pytest.mark.parametrize("how", ["module_file", "callable"])
+def test_evaluator_predict_fn_replaces_the_bundles_predictions(
+    how, tmp_path, penguin_frame, sklearn_bundles
+):
+    nodes = imported(tmp_path, penguin_frame, sklearn_bundles["a"])
+    config = EvalConfig(metrics=["accuracy"])
+    plain = evaluate_in_pipeline(tmp_path / "plain", nodes, eval_config=config)
+    if how == "module_file":
+        module = tmp_path / "predict.py"
+        module.write_text(PREDICT_MODULE)
+        params = {"module_file": str(module)}
+    else:
+        params = {"predict_fn": reversed_proba}
+    swapped = evaluate_in_pipeline(tmp_path / how, nodes, eval_config=config, **params)
+    assert plain.ok and swapped.ok, (plain.message, swapped.message)
+    accuracy = [load_evaluation(r["Evaluator"].outputs["evaluation"][0]).metrics()["accuracy"]
+                for r in (plain, swapped)]  # fmt: skip
+    assert accuracy[0] > 0.9 and accuracy[1] < 0.5
+
+
+def test_evaluator_checks_config_features_against_the_schema(tmp_path, penguin_frame,
+                                                             sklearn_bundles):  # fmt: skip
+    schema = PENGUIN_SCHEMA
+    nodes = imported(tmp_path, penguin_frame, sklearn_bundles["a"])
+    nodes.append(Importer(str(schema), Schema).with_id("schema"))
+    examples, model, schema_node = nodes
+    evaluator = Evaluator(
+        examples=examples.outputs["result"], model=model.outputs["result"],
+        schema=schema_node.outputs["result"],
+        eval_config=EvalConfig(slicing_specs=[SlicingSpec(feature_keys=["island"])]),
+    )  # fmt: skip
+    pipeline = Pipeline("penguin", [*nodes, evaluator], root=tmp_path / "root",
+                        metadata_url=f"sqlite:///{tmp_path}/md.db")  # fmt: skip
+    result = LocalRunner(display="none").run(pipeline)
+    assert result["Evaluator"].state == "FAILED"
+    error = result["Evaluator"].error
+    assert "slicing_specs[0] names feature 'island', which is not in the schema at" in error
+    assert "culmen_length_mm" in error
