@@ -3,7 +3,7 @@
 
 The input is the taxi-like table of ``bench/datasets.py`` laid out as an Examples folder
 (``Split-train/part-00000.parquet``, a hard link), brought in by an Importer. Transform runs
-TFX's Chicago taxi ``preprocessing_fn`` (``bench/taxi_preprocessing.py``: z-scores,
+TFX's Chicago taxi ``preprocessing_fn`` (``examples/chicago_taxi/preprocessing.py``: z-scores,
 vocabularies, quantile buckets, categorical pass-through, the label) as a one-node pipeline
 with LocalRunner; its figure is the Transform node's duration: fit every analyzer over the
 split, transform it, write the transformed Parquet and the pre- and post-transform
@@ -37,7 +37,7 @@ from _harness import (
 )
 from datasets import make_taxi
 
-MODULE = Path(__file__).resolve().parent / "taxi_preprocessing.py"
+MODULE = Path(__file__).resolve().parents[1] / "examples" / "chicago_taxi" / "preprocessing.py"
 # tf.Transform (TFX 1.16) on the same preprocessing_fn over 1M taxi rows, on these machines
 # (../shared/anchors/README.md): 49.1 s, 2.1 GB peak. The target is an order of magnitude.
 ANCHOR_SECONDS_PER_MILLION = 49.1

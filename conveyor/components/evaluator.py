@@ -76,7 +76,9 @@ def Evaluator(
 
     config = EvalConfig() if eval_config is None else EvalConfig.from_dict(eval_config)
     if schema is not None:
-        config.check_features(_schema_features(schema.uri), where=f"the schema at {schema.uri}")
+        available = _schema_features(schema.uri) + _transform_outputs(model.uri)
+        where = f"the schema at {schema.uri} (or the outputs of the model's transform)"
+        config.check_features(available, where=where)
     result = evaluate(
         examples,
         model,
@@ -128,3 +130,20 @@ def _schema_features(uri: str) -> list[str]:
     from conveyor.io.tfmd import load_schema
 
     return [feature.name for feature in load_schema(uri).feature]
+
+
+def _transform_outputs(model_uri: str) -> list[str]:
+    """The columns the bundle's transform computes: a label may be one of them (TFX's taxi
+    ``tips_xf``), derived from raw columns when evaluating."""
+    import json
+
+    from conveyor.transform.fitted import load
+
+    try:
+        with fsx.open_file(fsx.join(model_uri, "manifest.json"), "r", encoding="utf-8") as handle:
+            transform = json.load(handle).get("transform")
+    except (OSError, ValueError):
+        return []  # evaluating reports an unreadable bundle, naming the file
+    if not transform:
+        return []
+    return list(load(fsx.join(model_uri, transform)).graph.outputs)

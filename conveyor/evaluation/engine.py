@@ -1,6 +1,9 @@
 """The evaluation itself: stream the examples once, predict each batch with the candidate
 (and the baseline) model, and sum every slice's metrics as the batches go by.
 
+A label that is not a raw column but an output of the candidate's transform (TFX's taxi
+``tips_xf``) is computed from the raw columns it needs, batch by batch.
+
 What is read is checked before any prediction: the splits, the label, weight and slicing
 columns (named with the columns there are), and the raw features the models need. Rows
 without a label (or with a missing or NaN weight) are left out of every metric and counted;
@@ -26,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conveyor.evaluation.config import EvalConfig
+from conveyor.evaluation.derived_label import DerivedLabel
 from conveyor.evaluation.model_pass import ModelPass
 from conveyor.evaluation.slice_result import SliceResult
 from conveyor.evaluation.slicing import Slicer
@@ -74,17 +78,22 @@ def evaluate(
     config = EvalConfig() if config is None else EvalConfig.from_dict(config)
     source = io.open_examples(examples)
     splits = list(splits)
-    columns = _checked_columns(source, splits, config)
-    models = {"candidate": model, "baseline": baseline_model}
-    passes = _passes(models, config, columns, splits, source, predict_fn)
+    bundles = _bundles({"candidate": model, "baseline": baseline_model})
+    derived = _derived_label(config, bundles["candidate"], source, splits)
+    columns = _checked_columns(source, splits, config, derived)
+    passes = _passes(bundles, config, columns, splits, source, predict_fn, derived)
     label_key = passes[0].label_key
     needed = _needed_columns(passes, config, label_key, columns, predict_fn is not None)
+    if derived is not None:  # read what the label is computed from, not the label
+        needed = list(dict.fromkeys([n for n in needed if n != label_key] + derived.inputs))
     slicer = Slicer(config.specs)
     counts: dict[str, int] = {}
     excluded: dict[str, int] = {}
     for split in splits:
         for batch in io.record_batches(source, split, batch_size=batch_size, columns=needed):
             counts[split] = counts.get(split, 0) + batch.num_rows
+            if derived is not None:
+                batch = derived.add_to(batch)
             batch, weights = _usable_rows(batch, label_key, config.example_weight_key, excluded)
             if batch.num_rows:
                 rows, slice_ids = slicer.assign(batch)
@@ -103,18 +112,36 @@ def evaluate(
     )  # fmt: skip
 
 
+def _bundles(models: dict[str, Any]) -> dict[str, Any]:
+    """Each model given, loaded (hashes checked) unless it is a loaded bundle already."""
+    from conveyor.frameworks import load_model
+
+    return {role: m if hasattr(m, "predict_proba") else load_model(m)
+            for role, m in models.items() if m is not None}  # fmt: skip
+
+
+def _derived_label(
+    config: EvalConfig, bundle: Any, source: Any, splits: list[str]
+) -> DerivedLabel | None:
+    """The label's derivation when it is not a raw column but the candidate's transform
+    computes it (see :mod:`conveyor.evaluation.derived_label`)."""
+    label_key = config.label_key or getattr(bundle, "label", None)
+    if not label_key:
+        return None
+    raw = [set(source.schema(split).names) for split in splits]
+    common = [name for name in source.schema(splits[0]).names if all(name in r for r in raw)]
+    return DerivedLabel.find(bundle, label_key, common)
+
+
 def _passes(
-    models: dict[str, Any], config: EvalConfig, columns: dict[str, pa.Field],
+    bundles: dict[str, Any], config: EvalConfig, columns: dict[str, pa.Field],
     splits: list[str], source: Any, predict_fn: Callable[..., Any] | None,
+    derived: DerivedLabel | None = None,
 ) -> list[ModelPass]:  # fmt: skip
     """A :class:`ModelPass` per model given (the candidate first), once the label is known
     to be there."""
-    from conveyor.frameworks import load_model
-
-    bundles = {role: m if hasattr(m, "predict_proba") else load_model(m)
-               for role, m in models.items() if m is not None}  # fmt: skip
     label_key = _label_key(config, bundles["candidate"], columns, splits, source.uri)
-    _check_labels(source, splits, label_key)
+    _check_labels(source, splits, label_key, derived)
     passes = [
         ModelPass(bundle, config, label_key=label_key, label_type=columns[label_key].type,
                   name=f"the {role} model", predict_fn=predict_fn)
@@ -126,8 +153,11 @@ def _passes(
 
 
 # ---------------------------------------------------------------------- checks before predicting
-def _checked_columns(source: Any, splits: list[str], config: EvalConfig) -> dict[str, pa.Field]:
-    """The columns every split has; the config's features must be among each split's."""
+def _checked_columns(
+    source: Any, splits: list[str], config: EvalConfig, derived: DerivedLabel | None = None
+) -> dict[str, pa.Field]:
+    """The columns every split has (and a derived label); the config's features must be
+    among each split's."""
     if not splits or not all(isinstance(s, str) and s for s in splits):
         raise ConveyorError(
             f"The 'example_splits' parameter must be a non-empty list of split names. Got "
@@ -138,8 +168,9 @@ def _checked_columns(source: Any, splits: list[str], config: EvalConfig) -> dict
     for split in splits:
         schema = source.schema(split)
         where = f"split {split!r} of the examples at {source.uri}"
-        config.check_features(schema.names, where=where)
-        fields = {f.name: f for f in schema}
+        extra = derived.fields if derived is not None else {}
+        config.check_features([*schema.names, *extra], where=where)
+        fields = {f.name: f for f in schema} | extra
         common = fields if common is None else {k: v for k, v in common.items() if k in fields}
     return common or {}
 
@@ -160,12 +191,17 @@ def _label_key(
     )
 
 
-def _check_labels(source: Any, splits: list[str], label_key: str) -> None:
+def _check_labels(
+    source: Any, splits: list[str], label_key: str, derived: DerivedLabel | None = None
+) -> None:
     """A label column without a single value is an error, before any prediction."""
     from conveyor import io
 
     for split in splits:
-        column = io.read_table(source, split, columns=[label_key]).column(0)
+        if derived is None:
+            column = io.read_table(source, split, columns=[label_key]).column(0)
+        else:
+            column = derived.compute(io.read_table(source, split, columns=derived.inputs))
         labelled = len(column) - column.null_count
         if pa.types.is_floating(column.type):
             labelled -= pc.sum(pc.is_nan(column)).as_py() or 0

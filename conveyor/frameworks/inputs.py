@@ -226,7 +226,9 @@ def feature_matrix(batch: pa.RecordBatch | pa.Table, features: Sequence[str]) ->
         if pa.types.is_fixed_size_list(column.type):
             blocks.append(_list_block(column))
         else:
-            values = column.cast(pa.float32()).to_numpy(zero_copy_only=False)
+            # Unchecked, as training's to_numpy casts: an integer beyond 2**24 (a census
+            # tract id) rounds to the nearest float32 rather than failing.
+            values = column.cast(pa.float32(), safe=False).to_numpy(zero_copy_only=False)
             blocks.append(np.asarray(values, dtype=np.float32).reshape(-1, 1))
     if not blocks:
         return np.zeros((batch.num_rows, 0), dtype=np.float32)

@@ -1,9 +1,14 @@
-"""The Chicago taxi ``preprocessing_fn`` of TFX's taxi example, ported by changing the import:
-the module file ``bench/transform.py`` gives the Transform component.
+"""The taxi ``preprocessing_fn``: TFX's Chicago taxi Transform module, ported by changing its
+import (TFX's ``_fill_in_missing`` helper is ``tft.fill_missing`` here).
 
-z-scores of the dense floats, vocabularies of the strings (top 1000, 10 OOV buckets), 10
-quantile buckets of the coordinates, categorical ints passed through, and the label: did the
-passenger tip more than 20 % of the fare?
+Dense floats are z-scored, the two string columns get a vocabulary (top 1,000 values, 10
+OOV buckets), the four coordinates are bucketized into 10 quantile buckets, and the
+categorical integers pass through with missing values filled. The label ``tips_xf`` is 1
+when the passenger tipped more than 20 % of the fare. Analyzers are fitted on the train
+split once; the bundle applies the same graph to raw trips when it predicts. ``bench/``'s
+Transform benchmark runs this module too.
+
+    transform = Transform(examples=..., schema=..., module_file="preprocessing.py")
 """
 
 import conveyor.transform as tft
