@@ -6,12 +6,16 @@ arguments, which is how a crafted model file runs code. :func:`loads` reads the 
 and refuses anything else before importing or calling it, naming it:
 
 - **Names.** A name in the file (``module.qualname``) loads if you trust it (``trusted``),
-  or if it is a class defined in scikit-learn, NumPy or SciPy, a NumPy ufunc (referenced,
-  never called while loading), or a function those libraries pickle their objects with
-  (NumPy's array, scalar and random-generator rebuilders, Cython's ``__pyx_unpickle_*``
-  helpers, scikit-learn's ``newObj``). Modules, other functions (``os.system``,
+  or if it is a class a model is made of (any scikit-learn class; NumPy's array, scalar,
+  dtype and random-generator types, not ``memmap``; SciPy's sparse matrices and arrays: see
+  :func:`admitted_class`), a NumPy ufunc (referenced, never called while
+  loading), or a function those libraries pickle their objects with (NumPy's array, scalar
+  and random-generator rebuilders, Cython's ``__pyx_unpickle_*`` helpers, scikit-learn's
+  ``newObj``). Other classes (some run what their state says: a ``scipy.stats``
+  distribution ``exec``s a template from it), modules, other functions (``os.system``,
   ``builtins.eval``, ``numpy.load`` ...) and anything outside the three libraries are
-  refused; only modules of those libraries are imported to look a name up.
+  refused. Only modules of those libraries are imported to look a name up, and none whose
+  import runs code (``__main__`` modules, tests).
 - **Calls.** Those functions and a few classes whose pickled form is a constructor call
   (``numpy.dtype``, scikit-learn's Cython types such as ``Tree`` that define their own
   ``__reduce__``, builtins such as ``slice``) are called with the file's arguments. Any
@@ -53,6 +57,8 @@ LIBRARY_ROOTS = ("sklearn", "numpy", "scipy")
 CALL = "call"  # may be called with the file's arguments
 NEW = "new"  # a class: only allocated, then given its saved state
 REF = "ref"  # referenced only (a ufunc)
+
+_TEST_MODULES = frozenset({"tests", "conftest", "testing", "_testing"})
 
 _BUILTIN_TYPES: dict[str, type] = {
     "builtins.slice": slice,
@@ -99,6 +105,10 @@ def loads(data: bytes, *, trusted: Iterable[str] = (), names: Collection[str] | 
 
 class _Refused(Exception):
     """Why a name is not admitted (internal)."""
+
+
+class _Missing(_Refused):
+    """The module a name is in does not import (internal)."""
 
 
 class _Loader(pickle._Unpickler):
@@ -158,7 +168,7 @@ class _Loader(pickle._Unpickler):
         name, permission = rule
         if permission == CALL or (new and permission == NEW and not args and not kwargs):
             return
-        self._refuse(name, "called with arguments, which only rebuilder functions may be")
+        self._refuse(name, "called, which only rebuilder functions and types may be")
 
     def _check_target(self, target: Any, kind: type, what: str) -> None:
         if not isinstance(target, kind) or self._rule(target) is not None:
@@ -238,8 +248,11 @@ def _admit(module: str, name: str, trusted: frozenset[str]) -> tuple[Any, str]:
         return _BUILTIN_TYPES[full], CALL
     if full in _NUMPY_RANDOM_REBUILDERS:
         return _NUMPY_RANDOM_REBUILDERS[full], CALL
-    if module.partition(".")[0] not in LIBRARY_ROOTS:
+    packages = module.split(".")
+    if packages[0] not in LIBRARY_ROOTS:
         raise _Refused("outside scikit-learn, NumPy and SciPy, and not trusted")
+    if any(part.startswith("__") or part in _TEST_MODULES for part in packages):
+        raise _Refused("in a special or test module, whose import may run code")  # f2py.__main__
     parts = name.split(".")
     if any(part.startswith("__") and not part.startswith("__pyx_unpickle_") for part in parts):
         raise _Refused("a special attribute")
@@ -252,7 +265,7 @@ def _resolve(module: str, name: str) -> Any:
         try:
             obj: Any = importlib.import_module(module)
         except ImportError as exc:
-            raise _Refused(f"its module does not import here: {exc}") from None
+            raise _Missing(f"its module does not import here: {exc}") from None
         for part in name.split("."):
             try:
                 obj = getattr(obj, part)
@@ -266,13 +279,10 @@ def _permission(obj: Any) -> tuple[Any, str]:
     import numpy as np
 
     owner = getattr(obj, "__module__", None) or ""
-    in_library = owner.partition(".")[0] in LIBRARY_ROOTS
     if isinstance(obj, type):
-        if not in_library:
-            raise _Refused(f"a class defined in {owner}")
-        # scikit-learn's Cython types (Tree, losses, ...) pickle as calls to themselves
-        cython_type = owner.startswith("sklearn.") and "__reduce__" in vars(obj)
-        return obj, CALL if cython_type or obj in _constructor_classes() else NEW
+        if not admitted_class(obj):
+            raise _Refused(f"a class ({owner}) outside the data types admitted by default")
+        return obj, CALL if _pickles_as_call(obj) or obj in _constructor_classes() else NEW
     if isinstance(obj, np.ufunc):
         return obj, REF
     if any(obj is rebuilder for rebuilder in _numpy_rebuilders()):
@@ -280,10 +290,56 @@ def _permission(obj: Any) -> tuple[Any, str]:
     function = getattr(obj, "__name__", "")
     cython_rebuilder = function.startswith("__pyx_unpickle_")
     sklearn_rebuilder = function == "newObj" and owner.startswith("sklearn.")
+    in_library = owner.partition(".")[0] in LIBRARY_ROOTS
     if in_library and callable(obj) and (cython_rebuilder or sklearn_rebuilder):
         return obj, CALL
     kind = "a module" if type(obj) is type(sys) else f"a {type(obj).__name__}"
     raise _Refused(f"{kind}, not a class or a known rebuilder function")
+
+
+def _pickles_as_call(cls: type) -> bool:
+    """scikit-learn's Cython types (Tree, losses, ...) pickle as calls to themselves: a
+    scikit-learn class in their MRO defines ``__reduce__``."""
+    return any(
+        "__reduce__" in vars(base)
+        for base in cls.__mro__
+        if (base.__module__ or "").startswith("sklearn.")
+    )
+
+
+def admitted_class(cls: type) -> bool:
+    """Whether loading admits ``cls`` untrusted: any scikit-learn class; NumPy's array,
+    scalar and dtype types (not ``memmap``, which maps files) and random generators; SciPy's
+    sparse matrices and arrays. Not every class of NumPy and SciPy: some run what their
+    state says (``scipy.stats`` distributions ``exec`` a saved template)."""
+    owner = cls.__module__ or ""
+    root = owner.partition(".")[0]
+    if root == "sklearn":
+        return True
+    if root == "numpy":
+        import numpy as np
+
+        if issubclass(cls, np.memmap):
+            return False
+        return issubclass(cls, (np.ndarray, np.generic, np.dtype)) or owner.startswith(
+            "numpy.random."
+        )
+    if root == "scipy":
+        from scipy import sparse
+
+        return issubclass(cls, (sparse.spmatrix, sparse.sparray))
+    return False
+
+
+def admits(module: str, name: str) -> bool | None:
+    """Whether :func:`loads` admits ``module.name`` untrusted; None when ``module`` does not
+    import (the split of a dotted name is wrong, or the library is not installed)."""
+    try:
+        return bool(_admit(module, name, frozenset()))
+    except _Missing:
+        return None
+    except _Refused:
+        return False
 
 
 @functools.cache

@@ -1,15 +1,17 @@
 """scikit-learn models (plain estimators and Pipelines) in a restricted pickle.
 
 The model file is a pickle that only :mod:`conveyor.frameworks.restricted_pickle` reads: it
-admits classes defined in scikit-learn, NumPy and SciPy, NumPy ufuncs and the few functions
-those libraries rebuild their objects with, constructs classes without running their
-constructors, and refuses anything else (``os.system``, your own transformer class, a
-function in a FunctionTransformer) before importing or calling it, naming it. The names a
-model holds are checked at save, so what load would refuse is refused then, and listed in
-the manifest (``SavedModel.info["names"]``), and load refuses any name not listed. Loading
-imports only the scikit-learn modules the model uses: no skops, and no list of every
-estimator. Bundles saved earlier in skops format (``model.skops``) still load, through
-skops, under the same trust rules. To trust more, register an adapter that names them::
+admits the classes a model is made of (scikit-learn's; NumPy's array, scalar, dtype and
+random types; SciPy's sparse matrices), NumPy ufuncs and the few functions those libraries
+rebuild their objects with, constructs classes without running their constructors, and
+refuses anything else (``os.system``, your own transformer class, a function in a
+FunctionTransformer, a ``scipy.stats`` distribution) before importing or calling it, naming
+it. The names a model holds are checked at save, so what load would refuse is refused then,
+and listed in the manifest (``SavedModel.info["names"]``); load refuses any name not
+listed. Loading imports only the scikit-learn modules the model uses: no skops, and no list
+of every estimator. Bundles saved earlier in skops format (``model.skops``) still load
+through skops, trusting what the restricted pickle admits. To trust more, register an
+adapter that names them::
 
     from conveyor.frameworks.registry import register_adapter
     from conveyor.frameworks.sklearn import SklearnAdapter
@@ -28,7 +30,6 @@ forests, Gaussian naive Bayes, alone or ending a Pipeline),
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -42,7 +43,6 @@ from conveyor.types import ConveyorError
 MODEL_FILE = "model.pkl"
 FORMAT = "restricted-pickle"
 SKOPS_FILE = "model.skops"  # bundles saved before the restricted pickle
-TRUSTED_ROOTS = ("sklearn", "numpy", "scipy")
 
 
 class SklearnAdapter(ModelAdapter):
@@ -197,21 +197,12 @@ def _untrusted_message(path: str, refused: dict[str, str]) -> str:
 
 
 def _is_library_class(name: str) -> bool:
-    """Whether ``name`` (``a.b.C``) is a class defined under one of TRUSTED_ROOTS."""
+    """Whether the restricted pickle would admit ``name`` (``a.b.C``, as skops lists it)."""
     parts = name.split(".")
-    if parts[0] not in TRUSTED_ROOTS:
-        return False  # never import a module an untrusted file names
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        try:
-            for attribute in parts[cut:]:
-                obj = getattr(obj, attribute)
-        except AttributeError:
-            return False
-        return isinstance(obj, type) and obj.__module__.split(".", 1)[0] in TRUSTED_ROOTS
+    for cut in range(len(parts) - 1, 0, -1):  # the longest prefix that imports is the module
+        verdict = restricted_pickle.admits(".".join(parts[:cut]), ".".join(parts[cut:]))
+        if verdict is not None:
+            return verdict
     return False
 
 

@@ -172,6 +172,23 @@ def test_sklearn_skops_files_still_load_under_the_same_trust(penguins, tmp_path)
     assert np.array_equal(loaded.predict(X), model.predict(X))
 
 
+def test_sklearn_skops_files_holding_a_scipy_stats_distribution_are_refused(penguins, tmp_path):
+    """Rebuilding a scipy.stats distribution execs a template from the file: not trusted."""
+    import scipy.stats
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = penguins
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    model.prior_ = scipy.stats.norm
+    skops.io.dump(model, tmp_path / "model.skops")
+    saved = SavedModel(files=["model.skops"], format="skops")
+    with pytest.raises(ConveyorError, match=r"scipy\.stats\._continuous_distns\.norm_gen"):
+        SklearnAdapter().load(str(tmp_path), saved)
+    with pytest.raises(ConveyorError, match=r"scipy\.stats\._continuous_distns\.norm_gen"):
+        SklearnAdapter().save(model, str(tmp_path / "again"), sample=None)
+
+
 def test_sklearn_load_imports_neither_skops_nor_torch(penguins, tmp_path):
     """Loading costs the scikit-learn modules the model uses, nothing more."""
     from sklearn.neural_network import MLPClassifier

@@ -55,7 +55,11 @@ def models():
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        OneHotEncoder,
+        StandardScaler,
+    )
 
     X, y = make_classification(120, 5, n_informative=3, n_classes=3, random_state=0)
     frame = pd.DataFrame(X, columns=list("abcde")).assign(kind=np.where(X[:, 0] > 0, "x", "y"))
@@ -74,10 +78,11 @@ def models():
             "knn": (KNeighborsClassifier(algorithm="kd_tree").fit(X, y), X),
             "columns": (make_pipeline(columns, LogisticRegression()).fit(frame, y), frame),
             "ufunc": (make_pipeline(FunctionTransformer(np.log1p), Ridge()).fit(abs(X), y), abs(X)),
+            "sparse": (LogisticRegression().fit(X, y).sparsify(), X),
         }
 
 
-@pytest.mark.parametrize("name", ["mlp", "forest", "boosting", "knn", "columns", "ufunc"])
+@pytest.mark.parametrize("name", ["mlp", "forest", "boosting", "knn", "columns", "ufunc", "sparse"])
 def test_loads_rebuilds_scikit_learn_models(models, name):
     model, X = models[name]
     data, names = dumps(model)
@@ -123,21 +128,64 @@ def test_loads_refuses_library_functions_and_modules():
     assert "sklearn.base.copy.deepcopy" in through
 
 
+def test_loads_refuses_modules_whose_import_runs_code():
+    import sys
+
+    assert "numpy.f2py.__main__.main" in refused(
+        hand_made(global_op("numpy.f2py.__main__", "main"))
+    )
+    assert "numpy.f2py.__main__" not in sys.modules  # importing it runs f2py's command line
+    assert refused(hand_made(global_op("sklearn.tests.test_base", "T")))
+
+
 def test_loads_refuses_special_attributes():
     name = "BaseEstimator.__init_subclass__"
     assert f"sklearn.base.{name}" in refused(hand_made(global_op("sklearn.base", name)))
 
 
-def test_loads_refuses_a_library_class_called_with_arguments(tmp_path: Path):
+def test_loads_refuses_a_library_class_called_with_arguments():
+    """Classes are allocated and given state; only rebuilders are called with arguments."""
+    from sklearn.linear_model import LogisticRegression
+
+    crafted = Calls(LogisticRegression, "l1")
+    name = "sklearn.linear_model._logistic.LogisticRegression"
+    assert "called, which only" in refused(pickle.dumps(crafted, protocol=5))[name]
+    newobj = hand_made(global_op("numpy", "ndarray"), text("shape"), pickle.TUPLE1, pickle.NEWOBJ)
+    assert "called, which only" in refused(newobj)["numpy.ndarray"]
+
+
+def test_loads_refuses_memmap_which_maps_files(tmp_path: Path):
     target = tmp_path / "mapped"
     crafted = Calls(np.memmap, str(target), np.uint8, "w+", 0, (8,))
     why = refused(pickle.dumps(crafted, protocol=5))["numpy.memmap"]
-    assert "called with arguments" in why
-    newobj = hand_made(
-        global_op("numpy", "memmap"), text(str(target)), text("w+"), pickle.TUPLE2, pickle.NEWOBJ
-    )
-    assert "called with arguments" in refused(newobj)["numpy.memmap"]
+    assert "outside the data types admitted by default" in why
     assert not target.exists()
+
+
+def test_loads_refuses_library_classes_that_run_their_state(tmp_path: Path):
+    """A scipy.stats distribution execs a template kept in its state when it is rebuilt."""
+    target = tmp_path / "made"
+    crafted = hand_made(
+        global_op("scipy.stats._continuous_distns", "norm_gen"),
+        pickle.EMPTY_TUPLE,
+        pickle.NEWOBJ,
+        pickle.EMPTY_DICT,
+        text("_parse_arg_template"),
+        text(f"import os; os.mkdir({str(target)!r})"),
+        pickle.SETITEM,
+        pickle.BUILD,
+    )
+    why = refused(crafted)["scipy.stats._continuous_distns.norm_gen"]
+    assert "outside the data types admitted by default" in why
+    assert not target.exists()
+
+
+def test_dumps_refuses_a_file_mapping_class_as_a_value():
+    from sklearn.preprocessing import FunctionTransformer
+
+    with pytest.raises(UntrustedPickleError) as failure:
+        dumps(FunctionTransformer(np.memmap, kw_args={"mode": "w+"}))
+    assert list(failure.value.refused) == ["numpy.memmap"]
 
 
 def test_loads_refuses_state_for_a_class():
@@ -163,7 +211,7 @@ def test_loads_refuses_a_random_state_built_by_a_foreign_constructor(tmp_path: P
     crafted = hand_made(
         global_op("numpy.random._pickle", "__randomstate_ctor"),
         text(str(target)),
-        global_op("numpy", "memmap"),
+        global_op("sklearn.pipeline", "Pipeline"),  # NumPy's helper would call it
         pickle.TUPLE2,
         pickle.REDUCE,
     )
