@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from conveyor.frameworks import load_model
+from conveyor.frameworks.sklearn import MODEL_FILE as SKLEARN_MODEL_FILE
 from conveyor.serving import start_server
 from conveyor.types import ConveyorError
 
 FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
-SKOPS_FILE = "model/model.skops"
+MODEL_FILE = f"model/{SKLEARN_MODEL_FILE}"
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
@@ -120,7 +121,7 @@ def test_serving_refuses_corrupt_version_keeps_old_and_rolls_back(
         start_server(model_name="penguin", model_base=str(base), poll_s=0.1) as server,
         httpx.Client(base_url=server.url, timeout=30) as client,
     ):
-        publish(base, 2, sklearn_bundles["b"], flip_byte_in=SKOPS_FILE)
+        publish(base, 2, sklearn_bundles["b"], flip_byte_in=MODEL_FILE)
 
         def failed() -> bool:
             statuses = client.get("/v1/models/penguin").json()["model_version_status"]
@@ -133,7 +134,7 @@ def test_serving_refuses_corrupt_version_keeps_old_and_rolls_back(
         assert statuses["1"]["state"] == "AVAILABLE"
         assert statuses["2"]["state"] == "END"
         assert statuses["2"]["status"]["error_code"] == "UNKNOWN"
-        assert SKOPS_FILE in statuses["2"]["status"]["error_message"]
+        assert MODEL_FILE in statuses["2"]["status"]["error_message"]
 
         answer = client.post("/v2/models/penguin/infer", json=_infer_body(penguin_rows[:2]))
         assert (answer.status_code, answer.json()["model_version"]) == (200, "1")
@@ -141,7 +142,7 @@ def test_serving_refuses_corrupt_version_keeps_old_and_rolls_back(
             "/v1/models/penguin/versions/2:predict", json={"instances": penguin_rows[:1]}
         )
         assert explicit.status_code == 404
-        assert SKOPS_FILE in explicit.json()["error"]
+        assert MODEL_FILE in explicit.json()["error"]
         assert 'conveyor_serving_model_load_failures_total{model="penguin"} 1.0' in (
             client.get("/metrics").text
         )
