@@ -335,7 +335,8 @@ def admits(module: str, name: str) -> bool | None:
     """Whether :func:`loads` admits ``module.name`` untrusted; None when ``module`` does not
     import (the split of a dotted name is wrong, or the library is not installed)."""
     try:
-        return bool(_admit(module, name, frozenset()))
+        _admit(module, name, frozenset())
+        return True
     except _Missing:
         return None
     except _Refused:
