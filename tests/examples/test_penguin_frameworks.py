@@ -51,7 +51,8 @@ module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
 spec.loader.exec_module(module)
 full = module.create_pipeline(frameworks.split(","), root=root, metadata_url=metadata_url)
-nodes = [node for node in full.nodes if node.id in SHARED or node.id.startswith("Trainer.")]
+training = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform")
+nodes = [node for node in full.nodes if node.id in training or node.id.startswith("Trainer.")]
 pipeline = Pipeline(full.name, nodes, root=root, metadata_url=metadata_url)
 result = LocalRunner(display="none").run(pipeline)
 nodes = {
