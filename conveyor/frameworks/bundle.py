@@ -8,7 +8,7 @@ A bundle is the directory of a ``Model`` artifact::
                       class_names, the SHA-256 of every other file
     MLmodel           MLflow's description: flavor python_function, so mlflow.pyfunc loads it
     conda.yaml, python_env.yaml, requirements.txt   the environment MLmodel names
-    model/            the framework adapter's files (skops, UBJ, TorchScript, ...)
+    model/            the framework adapter's files (restricted pickle, UBJ, TorchScript, ...)
     transform/        the fitted transform (transform_fn/graph.json and its assets)
 
 Example::

@@ -10,7 +10,7 @@ Example::
 
     manifest = read_manifest("/models/penguin")   # ConveyorError if it was changed
     verify_files("/models/penguin", manifest)     # ConveyorError naming a changed file
-    manifest["files"]["model/model.skops"]        # '9f86d0...'
+    manifest["files"]["model/model.pkl"]          # '9f86d0...'
 """
 
 from __future__ import annotations

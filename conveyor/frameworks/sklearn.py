@@ -102,9 +102,15 @@ class SklearnAdapter(ModelAdapter):
             ) from exc
 
     def _load_skops(self, directory: str) -> Any:
-        import skops.io
-
         path = _existing(directory, SKOPS_FILE)
+        try:
+            import skops.io
+        except ImportError:
+            raise ConveyorError(
+                f"The scikit-learn model in {path} was saved in skops format, an older "
+                "Conveyor's; reading it needs skops: pip install skops."
+            ) from None
+
         return skops.io.load(path, trusted=self._trusted_types(path))
 
     def predict(self, model: Any, X: np.ndarray) -> np.ndarray:

@@ -172,6 +172,14 @@ def test_sklearn_skops_files_still_load_under_the_same_trust(penguins, tmp_path)
     assert np.array_equal(loaded.predict(X), model.predict(X))
 
 
+def test_sklearn_skops_file_without_skops_says_how_to_read_it(tmp_path, monkeypatch):
+    (tmp_path / "model.skops").write_bytes(b"PK")
+    monkeypatch.setitem(sys.modules, "skops.io", None)  # as if skops were not installed
+    saved = SavedModel(files=["model.skops"], format="skops")
+    with pytest.raises(ConveyorError, match="pip install skops"):
+        SklearnAdapter().load(str(tmp_path), saved)
+
+
 def test_sklearn_skops_files_holding_a_scipy_stats_distribution_are_refused(penguins, tmp_path):
     """Rebuilding a scipy.stats distribution execs a template from the file: not trusted."""
     import scipy.stats
