@@ -191,6 +191,14 @@ def write_mlflow_files(
             handle.write("\n".join(lines) + "\n")
 
 
+#: top-level module -> the distributions that usually provide it, tried first
+_KNOWN_DISTRIBUTIONS = {
+    "sklearn": ("scikit-learn",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+}
+
+
 class Versions:
     """Versions of conveyor, the adapter and the framework's distributions."""
 
@@ -199,13 +207,21 @@ class Versions:
         # layer check does not read it as an import of everything the root re-exports.
         self.conveyor: str = importlib.import_module("conveyor").__version__
         self.adapter_obj = adapter
-        self._distributions = importlib.metadata.packages_distributions()
+        self._distributions: dict[str, list[str]] | None = None
 
     def _distribution(self, module: str) -> tuple[str, str] | None:
-        for name in self._distributions.get(module.split(".", 1)[0], []):
+        top = module.split(".", 1)[0]
+        for name in (*_KNOWN_DISTRIBUTIONS.get(top, (top,)), *self._listed(top)):
             with contextlib.suppress(importlib.metadata.PackageNotFoundError):
                 return name, importlib.metadata.version(name)
         return None
+
+    def _listed(self, top: str) -> list[str]:
+        """Every installed distribution providing ``top`` (reading them all takes a while:
+        only done when the usual names are not installed)."""
+        if self._distributions is None:
+            self._distributions = importlib.metadata.packages_distributions()
+        return self._distributions.get(top, [])
 
     def adapter(self) -> dict[str, str]:
         cls = type(self.adapter_obj)
