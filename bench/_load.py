@@ -9,9 +9,9 @@ and one JSON line is printed: ``{"requests", "errors", "error", "seconds", "rps"
 over the measured wall time; near 1.0 means the client, not the server, set the pace).
 
 Two clients, chosen with ``--tool``: ``wrk`` (C, one thread driving all connections, a Lua
-script cycling through the bodies; Debian's ``wrk`` package), about 30 µs of CPU per
-request, and ``aiohttp`` (asyncio on uvloop; client ``i`` starts at line ``i``), about
-170 µs. ``auto`` takes wrk when it is on PATH. At one client a request's round trip holds
+script cycling through the bodies; Debian's ``wrk`` package), about 40 µs of CPU per
+request, and ``aiohttp`` (asyncio on uvloop; client ``i`` starts at line ``i``), 0.2 to
+0.3 ms. ``auto`` takes wrk when it is on PATH. At one client a request's round trip holds
 the client's own time, so the cheaper client lets the server's speed show.
 
     .venv/bin/python bench/_load.py http://127.0.0.1:8501/v1/models/penguin:predict \\

@@ -10,8 +10,9 @@ dependency of Conveyor) serves the same bundle directory through its ``MLmodel``
 takes ``{"dataframe_records": [...]}`` on ``/invocations``. Both run with the same number of
 workers; both are checked to give the same labels before the load starts.
 
-The load comes from ``bench/_load.py``, a fresh process per measurement: N asyncio clients
-on keep-alive connections, a warm-up, then ``--seconds`` of requests, each one timed.
+The load comes from ``bench/_load.py``, a fresh process per measurement: N clients on
+keep-alive connections (``wrk`` when installed, else aiohttp; ``--load`` chooses, and both
+servers get the same), a warm-up, then ``--seconds`` of requests, each one timed.
 Single-row requests at 1, 8 and 64 clients (requests/s, p50, p99), and 256-row requests
 (rows/s). Targets: at least 5x MLflow's single-row throughput at one client, and a p50
 under 2 ms at one client.
