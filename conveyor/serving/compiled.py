@@ -41,7 +41,9 @@ logger = logging.getLogger(__name__)
 
 #: The most rows a request may have to be answered by the compiled path.
 MAX_ROWS = 64
-_EXACT_INT = 2**53  # ints beyond this are refused by Arrow as float64: leave them to it
+# The largest ints Arrow turns into float64 / float32 without refusing them: past these,
+# the general path answers (as it does to any value that is not a plain number).
+_EXACT_INT = {np.dtype(np.float64): 2**53, np.dtype(np.float32): 2**24}
 _FLOATS = (pa.float64(), pa.float32())
 
 Column = np.ndarray
@@ -54,6 +56,8 @@ class CompiledPath:
     def __init__(self, servable: Servable, program: _Program, kernel: Any) -> None:
         self.names = [f.name for f in servable.fields]
         self.program = program
+        self._limits = [_EXACT_INT[d] for d in program.dtypes]  # a column's ints, by its type
+        self._limit = min(self._limits, default=1)  # a row's: the smallest, to be safe
         self.kernel = kernel
         self.classifier = servable.classifier
         names = servable.class_names
@@ -100,8 +104,10 @@ class CompiledPath:
             size = len(lists[0]) if isinstance(lists[0], list) else 0
             if not 0 < size <= max_rows:
                 return None
-            for values in lists:
-                if not isinstance(values, list) or len(values) != size or not _numbers(values):
+            for values, limit in zip(lists, self._limits, strict=True):
+                if not isinstance(values, list) or len(values) != size:
+                    return None
+                if not _numbers(values, limit):
                     return None
             return np.array(lists, dtype=np.float64).T
         size = len(payload)
@@ -111,7 +117,7 @@ class CompiledPath:
             values = [row[name] for row in payload for name in names]
         except (KeyError, TypeError):
             return None
-        if not _numbers(values):
+        if not _numbers(values, self._limit):
             return None
         return np.array(values, dtype=np.float64).reshape(size, len(names))
 
@@ -156,10 +162,10 @@ class CompiledPath:
         return checked > 1
 
 
-def _numbers(values: list[Any]) -> bool:
+def _numbers(values: list[Any], limit: int) -> bool:
     for value in values:
         kind = type(value)
-        if kind is not float and (kind is not int or not -_EXACT_INT <= value <= _EXACT_INT):
+        if kind is not float and (kind is not int or not -limit <= value <= limit):
             return False
     return True
 

@@ -150,3 +150,12 @@ def test_serving_compiled_answers_large_requests_in_the_batcher(servable, pengui
     assert servable.compiled.answer(many) is None  # past the limit for the event loop
     assert _same(answer, servable.predict([many])[0])
     assert _same(answer, servable.compiled.answer(many, max_rows=None))
+
+
+def test_serving_compiled_hands_back_ints_arrow_refuses(tmp_path, penguin_frame, penguin_rows):
+    servable = _bundle(tmp_path, penguin_frame, transform=False)  # float32 features
+    columns = {name: [row[name] for row in penguin_rows[:2]] for name in penguin_rows[0]}
+    assert servable.compiled.answer({**columns, "body_mass_g": [2**24, 1]}) is not None
+    too_big = {**columns, "body_mass_g": [2**24 + 1, 1]}
+    assert servable.compiled.answer(too_big) is None
+    assert servable.predict([too_big])[0].status == 400
