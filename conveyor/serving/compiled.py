@@ -72,7 +72,8 @@ class CompiledPath:
         """The compiled path of ``servable``, or None when it does not apply or does not
         agree with the general path on the sample rows."""
         kernel = _kernel(servable)
-        if kernel is None or not all(f.type in _FLOATS for f in servable.fields):
+        fields = servable.fields
+        if kernel is None or not fields or not all(f.type in _FLOATS for f in fields):
             return None
         program = _Program.build(servable)
         if program is None:
@@ -123,7 +124,7 @@ class CompiledPath:
 
     def compute(self, raw: np.ndarray) -> Outputs | None:
         X = self.program.matrix(raw)
-        if X is None or not np.isfinite(X).all():
+        if not np.isfinite(X).all():
             return None
         result = self.kernel.function(X)
         if not self.classifier:
