@@ -8,6 +8,7 @@ Example::
     conveyor lineage 42
     conveyor show 42 --html stats.html
     conveyor gc --keep-last 5 --dry-run
+    conveyor ui --port 8080
 
 Importing this module stays cheap: rich, SQLAlchemy and the runner are imported by the
 command that needs them.
@@ -133,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--pipeline", metavar="NAME", help="collect this pipeline only")
     gc.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
     gc.set_defaults(command=_gc)
+
+    ui = commands.add_parser(
+        "ui", parents=[store], help="browse runs, artifacts and lineage in a web browser"
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any free one)")
+    ui.set_defaults(command=_ui)
     return parser
 
 
@@ -264,6 +272,13 @@ def _gc(args: argparse.Namespace) -> int:
     view = views.gc_view(report)
     _emit(args, view, lambda console: tables.render_gc(console, view))
     return 1 if report.errors else 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from conveyor.ui import serve
+
+    serve(args.metadata_url, host=args.host, port=args.port)
+    return 0
 
 
 # ---------------------------------------------------------------------- helpers

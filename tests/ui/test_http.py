@@ -1,0 +1,141 @@
+"""The UI's pages and file endpoint over HTTP, on SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import http.client
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conveyor.metadata import MetadataStore
+from conveyor.ui import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+def _client(url: str) -> TestClient:
+    return TestClient(create_app(url), base_url="http://127.0.0.1")
+
+
+@pytest.fixture
+def handmade(tmp_path: Path, record_run) -> dict:
+    """A SQLite store with a complete and a failed handmade run, and a secret file beside
+    (outside) the artifacts, linked to from inside one."""
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = MetadataStore(url)
+    made = record_run(store, tmp_path / "root", "run-ok")
+    record_run(store, tmp_path / "root", "run-bad", fail_trainer=True)
+    store.close()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    (Path(made["examples"].uri) / "link").symlink_to(secret)
+    (Path(made["examples"].uri) / "dirlink").symlink_to(tmp_path)
+    return {"url": url, **made}
+
+
+def test_file_endpoint_serves_files_inside_the_artifact(handmade):
+    answer = _client(handmade["url"]).get(
+        f"/artifacts/{handmade['examples'].id}/files/Split-train/part-0.csv"
+    )
+    assert answer.status_code == 200
+    assert answer.text == "x,y\n1,2\n"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "..%2F..%2Fsecret.txt",
+        "%2e%2e/%2e%2e/%2e%2e/secret.txt",
+        "Split-train/%2E%2E/%2E%2E/%2E%2E/secret.txt",
+        "%2F" + "etc/passwd",
+        "%2F%2Fetc%2Fpasswd",
+        "link",
+        "dirlink/secret.txt",
+        "Split-train%5C..%5C..%5C..%5Csecret.txt",
+    ],
+)
+def test_file_endpoint_refuses_paths_that_leave_the_artifact(handmade, path):
+    answer = _client(handmade["url"]).get(f"/artifacts/{handmade['examples'].id}/files/{path}")
+    assert answer.status_code in (403, 404)
+    assert "TOP-SECRET" not in answer.text and "root:" not in answer.text
+
+
+def test_file_endpoint_refuses_raw_dot_segments_on_the_wire(ui_url, penguin_runs):
+    """A client that does not normalise the URL (curl --path-as-is) sends `..` as is."""
+    parts = urlsplit(ui_url)
+    for path in ("/artifacts/1/files/../../metadata.db", "/artifacts/1/files/../../../etc/passwd"):
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        body = answer.read()
+        conn.close()
+        assert answer.status in (403, 404), path
+        assert b"SQLite format" not in body and b"root:" not in body
+
+
+def test_file_endpoint_refuses_unknown_artifacts(handmade):
+    assert _client(handmade["url"]).get("/artifacts/999/files/x").status_code == 404
+
+
+def test_ui_refuses_requests_for_another_host_name(handmade):
+    """A page on another site cannot reach the UI through a DNS name pointed at loopback."""
+    client = TestClient(create_app(handmade["url"]), base_url="http://evil.example")
+    assert client.get("/").status_code == 400
+
+
+def test_runs_page_filters_by_status_and_pipeline(handmade):
+    client = _client(handmade["url"])
+    failed = client.get("/", params={"status": "FAILED"}).text
+    assert "run-bad" in failed and "run-ok" not in failed
+    assert "run-ok" in client.get("/", params={"pipeline": "handmade"}).text
+    assert "No runs match" in client.get("/", params={"pipeline": "other"}).text
+
+
+def test_missing_pages_answer_404_with_a_message(handmade):
+    client = _client(handmade["url"])
+    answer = client.get("/runs/no-such-run")
+    assert answer.status_code == 404
+    assert "No run &#39;no-such-run&#39;" in answer.text
+    assert client.get("/executions/12345").status_code == 404
+    assert client.get("/artifacts/12345/lineage").status_code == 404
+    assert client.get("/compare").status_code == 400
+
+
+def _check_every_page(url: str, tmp_path: Path, record_run) -> None:
+    store = MetadataStore(url)
+    ok = record_run(store, tmp_path / "root", "run-ok")
+    record_run(store, tmp_path / "root", "run-bad", fail_trainer=True)
+    execution = store.executions(run_id="run-bad")[-1].execution_id
+    store.close()
+    client = _client(url)
+    pages = {
+        "/": ["run-ok", "run-bad"],
+        "/?status=COMPLETE": ["run-ok"],
+        "/runs/run-bad": [
+            'data-state="failed"',
+            "ValueError: no",
+            "conveyor run handmade.py --resume run-bad",
+        ],
+        f"/executions/{execution}": ["Trainer", "ValueError: no"],
+        f"/artifacts/{ok['model'].id}": ["Model", "manifest.json", "sklearn"],
+        f"/artifacts/{ok['examples'].id}/lineage": ["Trainer", "ExampleGen"],
+        "/compare?run=run-ok&run=run-bad": ["Trainer", "parameters differ"],
+        f"/compare?artifact={ok['model'].id}&artifact={ok['examples'].id}": ["framework"],
+    }
+    for page, expected in pages.items():
+        answer = client.get(page)
+        assert answer.status_code == 200, (page, answer.text[-1000:])
+        for text in expected:
+            assert text in answer.text, (page, text)
+
+
+def test_every_page_renders_on_sqlite(tmp_path, record_run):
+    _check_every_page(f"sqlite:///{tmp_path / 'metadata.db'}", tmp_path, record_run)
+
+
+def test_every_page_renders_on_postgresql(fresh_postgres_url, tmp_path, record_run):
+    _check_every_page(fresh_postgres_url, tmp_path, record_run)
