@@ -25,6 +25,7 @@ from conveyor.metadata import MetadataStore
 from conveyor.reports import formatting
 from conveyor.types import ConveyorError, MetadataError
 from conveyor.ui import artifacts, compare, files, runs
+from conveyor.ui.walk import ProducerCache
 
 if TYPE_CHECKING:
     import jinja2
@@ -100,6 +101,7 @@ class _Pages:
 
     def __init__(self, store: MetadataStore) -> None:
         self.store = store
+        self.producers = ProducerCache()
 
     async def runs_list(self, request: Request) -> Response:
         q = request.query_params
@@ -131,7 +133,9 @@ class _Pages:
     async def lineage(self, request: Request) -> Response:
         artifact_id = request.path_params["artifact_id"]
         return await self._render(
-            request, "lineage.html", lambda: artifacts.lineage_detail(self.store, artifact_id)
+            request,
+            "lineage.html",
+            lambda: artifacts.lineage_detail(self.store, artifact_id, self.producers),
         )
 
     async def compare(self, request: Request) -> Response:

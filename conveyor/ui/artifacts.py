@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from conveyor.metadata import MetadataStore, lineage
+from conveyor.metadata import MetadataStore
 from conveyor.types import Artifact, ConveyorError
 from conveyor.ui import files
 from conveyor.ui.layout import Box, layout
+from conveyor.ui.previews import preview
 from conveyor.ui.runs import found, node_row
+from conveyor.ui.walk import ProducerCache, walk
 
-#: Past this many artifacts and executions, a lineage graph keeps the nearest ones.
-MAX_LINEAGE_BOXES = 120
+#: Past this many executions downstream, a lineage graph stops growing.
+MAX_LINEAGE_EXECUTIONS = 60
+#: Consumers listed on an artifact's page (the oldest first: cached reuses come later).
+MAX_CONSUMERS = 50
 
 
 def require_artifact(store: MetadataStore, artifact_id: int) -> Artifact:
@@ -28,16 +32,22 @@ def artifact_detail(store: MetadataStore, artifact_id: int) -> dict[str, Any]:
     edges = store.edges(artifact_ids=[artifact_id])
     writers = sorted({e for _, e, kind, _ in edges if kind == "OUTPUT"})
     readers = sorted({e for _, e, kind, _ in edges if kind == "INPUT"})
-    executions = {e.execution_id: e for e in store.executions(execution_ids=[*writers, *readers])}
+    shown_readers = readers[:MAX_CONSUMERS]
+    executions = {
+        e.execution_id: e for e in store.executions(execution_ids=[*writers[:1], *shown_readers])
+    }
     listing = files.list_files(artifact.uri)
+    has_report = reports.has_report(artifact.type_name) and listing["exists"] is not False
     return {
         "artifact": artifact,
         "producer": node_row(executions[writers[0]]) if writers else None,
         "producer_runs": executions[writers[0]].run_ids if writers else [],
         "reused_by": writers[1:],
-        "consumers": [node_row(executions[e]) for e in readers if e in executions],
+        "consumers": [node_row(executions[e]) for e in shown_readers if e in executions],
+        "more_consumers": len(readers) - len(shown_readers),
         "files": listing,
-        "has_report": reports.has_report(artifact.type_name) and listing["exists"] is not False,
+        "has_report": has_report,
+        "preview": None if has_report else preview(artifact),
         "figures": key_figures(artifact),
     }
 
@@ -56,56 +66,31 @@ def key_figures(artifact: Artifact) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-def lineage_detail(store: MetadataStore, artifact_id: int) -> dict[str, Any]:
+def lineage_detail(
+    store: MetadataStore, artifact_id: int, producers: ProducerCache | None = None
+) -> dict[str, Any]:
     """The lineage graph drawn, and the code and parameters of every upstream execution."""
-    graph = lineage(store, artifact_id)
-    keep = _nearest(graph, MAX_LINEAGE_BOXES)
-    boxes = [
-        _artifact_box(a, a.id == artifact_id)
-        for i, a in sorted(graph.artifacts.items())
-        if ("a", i) in keep
+    require_artifact(store, artifact_id)
+    graph = walk(store, artifact_id, limit=MAX_LINEAGE_EXECUTIONS, producers=producers)
+    boxes = [_artifact_box(a, a.id == artifact_id) for a in graph.artifacts.values()]
+    boxes += [_execution_box(e) for e in graph.executions.values()]
+    arrows = [
+        (f"a{a}", f"e{e}", key) if kind == "INPUT" else (f"e{e}", f"a{a}", key)
+        for a, e, kind, key in sorted(graph.edges)
     ]
-    boxes += [_execution_box(e) for i, e in sorted(graph.executions.items()) if ("e", i) in keep]
-    arrows = []
-    for a, e, kind, key in graph.edges:
-        if ("a", a) in keep and ("e", e) in keep:
-            arrows.append((f"a{a}", f"e{e}", key) if kind == "INPUT" else (f"e{e}", f"a{a}", key))
-    upstream_executions = sorted(
-        {
-            e
-            for a, e, kind, _ in graph.edges
-            if kind == "OUTPUT" and (a in graph.upstream or a == artifact_id)
-        }
+    made_upstream = {a for a in graph.upstream} | {artifact_id}
+    producers = sorted(
+        {e for a, e, kind, _ in graph.edges if kind == "OUTPUT" and a in made_upstream}
     )
     return {
         "artifact": graph.artifacts[artifact_id],
-        "drawing": layout(boxes, arrows),
-        "hidden": len(graph.artifacts) + len(graph.executions) - len(keep),
-        "upstream": [
-            _code_row(graph.executions[e]) for e in upstream_executions if e in graph.executions
-        ],
+        "drawing": layout(boxes, arrows, direction="down"),
+        "cut": graph.cut,
+        "upstream": [_code_row(graph.executions[e]) for e in producers if e in graph.executions],
         "downstream": [
             graph.artifacts[i] for i in sorted(graph.downstream) if i in graph.artifacts
-        ][:MAX_LINEAGE_BOXES],
+        ],
     }
-
-
-def _nearest(graph: Any, limit: int) -> set[tuple[str, int]]:
-    """Boxes within the fewest hops of the root, ``limit`` at most (breadth first)."""
-    around: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for a, e, _, _ in graph.edges:
-        around.setdefault(("a", a), []).append(("e", e))
-        around.setdefault(("e", e), []).append(("a", a))
-    seen = [("a", graph.artifact_id)]
-    found = set(seen)
-    for box in seen:
-        if len(seen) >= limit:
-            break
-        for nxt in around.get(box, []):
-            if nxt not in found and len(seen) < limit:
-                found.add(nxt)
-                seen.append(nxt)
-    return found
 
 
 def _artifact_box(artifact: Artifact, is_root: bool) -> Box:

@@ -54,24 +54,31 @@ class Drawing:
 
 
 def layout(
-    boxes: Sequence[Box], edges: Sequence[tuple[str, str] | tuple[str, str, str]]
+    boxes: Sequence[Box],
+    edges: Sequence[tuple[str, str] | tuple[str, str, str]],
+    *,
+    direction: str = "right",
 ) -> Drawing:
-    """Place ``boxes`` in columns by their longest path from a source; route ``edges``."""
+    """Place ``boxes`` in layers by their longest path from a source, layers left to right
+    (``direction="right"``) or top to bottom (``"down"``); route ``edges`` between them."""
+    if direction not in ("right", "down"):
+        raise ValueError(f"direction must be 'right' or 'down'. Got {direction!r} instead.")
     keys = {b.key for b in boxes}
     arrows = [Arrow(*e) for e in edges if e[0] in keys and e[1] in keys and e[0] != e[1]]
-    column = _columns([b.key for b in boxes], [(a.source, a.target) for a in arrows])
-    rows: dict[int, int] = {}
+    layer = _columns([b.key for b in boxes], [(a.source, a.target) for a in arrows])
+    slots: dict[int, int] = {}
     for box in boxes:
-        col = column[box.key]
-        row = rows.get(col, 0)
-        rows[col] = row + 1
+        depth = layer[box.key]
+        slot = slots.get(depth, 0)
+        slots[depth] = slot + 1
+        col, row = (depth, slot) if direction == "right" else (slot, depth)
         box.x = MARGIN + col * (BOX_W + GAP_X)
         box.y = MARGIN + row * (BOX_H + GAP_Y)
     by_key = {b.key: b for b in boxes}
     for arrow in arrows:
         arrow.path = _curve(by_key[arrow.source], by_key[arrow.target])
-    width = MARGIN * 2 + (max(column.values(), default=0) + 1) * (BOX_W + GAP_X) - GAP_X
-    height = MARGIN * 2 + max(rows.values(), default=0) * (BOX_H + GAP_Y) - GAP_Y
+    width = max((b.x + b.width for b in boxes), default=0) + MARGIN
+    height = max((b.y + b.height for b in boxes), default=0) + MARGIN
     return Drawing(list(boxes), arrows, width, max(height, BOX_H))
 
 
@@ -99,12 +106,12 @@ def _columns(keys: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
 
 
 def _curve(source: Box, target: Box) -> str:
-    x1, y1 = source.x + source.width, source.y + source.height / 2
-    x2, y2 = target.x, target.y + target.height / 2
-    if x2 <= x1:  # same column or backwards: leave from the bottom, come in from the top
-        x1, y1 = source.x + source.width / 2, source.y + source.height
-        x2, y2 = target.x + target.width / 2, target.y
-        mid = (y1 + y2) / 2
-        return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}"
-    mid = (x1 + x2) / 2
-    return f"M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+    if target.x >= source.x + source.width:  # a later column: side to side
+        x1, y1 = source.x + source.width, source.y + source.height / 2
+        x2, y2 = target.x, target.y + target.height / 2
+        mid = (x1 + x2) / 2
+        return f"M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+    x1, y1 = source.x + source.width / 2, source.y + source.height  # bottom to top
+    x2, y2 = target.x + target.width / 2, target.y
+    mid = (y1 + y2) / 2
+    return f"M{x1:.0f},{y1:.0f} C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}"

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conveyor.metadata import MetadataStore
+from conveyor.types import Model
 from conveyor.ui import create_app
 
 with warnings.catch_warnings():
@@ -139,3 +140,73 @@ def test_every_page_renders_on_sqlite(tmp_path, record_run):
 
 def test_every_page_renders_on_postgresql(fresh_postgres_url, tmp_path, record_run):
     _check_every_page(fresh_postgres_url, tmp_path, record_run)
+
+
+def test_lineage_leaves_out_cache_hits_and_failures(tmp_path, record_run):
+    """Re-runs that reuse the examples from the cache draw no extra Trainer; a failed run's
+    Trainer made nothing, so it is not drawn either."""
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = MetadataStore(url)
+    made = record_run(store, tmp_path / "root", "run-ok")
+    first = {e.node_id: e for e in store.executions(run_id="run-ok")}
+    for run_id in ("cached-1", "cached-2"):
+        store.create_run("handmade", run_id, {})
+        for node, inputs, outputs in (
+            ("ExampleGen", {}, {"examples": [made["examples"]]}),
+            ("Trainer", {"examples": [made["examples"]]}, {"model": [made["model"]]}),
+        ):
+            store.record_execution(
+                pipeline="handmade", run_id=run_id, node_id=node, type_name=node,
+                state="CACHED", properties={"cached_from": first[node].execution_id},
+                cache_key=None, inputs=inputs, outputs=outputs,
+            )  # fmt: skip
+    store.create_run("handmade", "failed", {})
+    failed, _ = store.start_execution(
+        pipeline="handmade", run_id="failed", node_id="Trainer", type_name="Trainer",
+        properties={}, cache_key=None, inputs={"examples": [made["examples"]]},
+        outputs={"model": Model}, output_uri=lambda key, i: str(tmp_path / "failed" / key),
+        log_uri=lambda i: None,
+    )  # fmt: skip
+    store.fail_execution(failed, "ValueError: no")
+    store.close()
+    page = _client(url).get(f"/artifacts/{made['examples'].id}/lineage").text
+    trainers = [f'data-key="e{e.execution_id}"' for e in [first["Trainer"]]]
+    assert page.count('class="box execution') == 2  # ExampleGen and the first Trainer
+    assert all(t in page for t in trainers)
+    assert f'data-key="a{made["model"].id}"' in page
+
+
+def _newest(url: str, type_name: str):
+    store = MetadataStore(url)
+    try:
+        return store.artifacts(type_name=type_name, states=["LIVE"], newest_first=True)[0]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("type_name", "shown"),
+    [
+        ("Model", ["Model bundle", "culmen_length_mm", "Adelie", "sklearn"]),
+        ("TransformGraph", ["Transform graph", "z_score", "mean_and_var", "culmen_length_mm_xf"]),
+        ("InferenceResult", ["First rows", "Split unlabelled", "prediction", "probability_Gentoo"]),
+        ("PushedModel", ["Push", "versions there", "manifest_sha256"]),
+        ("Examples", ["First rows", "Split train", "Split eval", "body_mass_g"]),
+    ],
+)
+def test_artifacts_without_a_report_show_a_preview(penguin_runs, type_name, shown):
+    artifact = _newest(penguin_runs["url"], type_name)
+    page = _client(penguin_runs["url"]).get(f"/artifacts/{artifact.id}").text
+    assert 'id="preview"' in page and 'id="report"' not in page
+    for text in shown:
+        assert text in page, text
+
+
+def test_artifacts_with_a_report_embed_the_report_page(penguin_runs):
+    client = _client(penguin_runs["url"])
+    for type_name in ("ExampleStatistics", "Schema", "ExampleAnomalies", "ModelBlessing"):
+        artifact = _newest(penguin_runs["url"], type_name)
+        page = client.get(f"/artifacts/{artifact.id}").text
+        assert f'src="/artifacts/{artifact.id}/report"' in page and 'id="preview"' not in page
+        report = client.get(f"/artifacts/{artifact.id}/report")
+        assert report.status_code == 200 and "<html" in report.text
