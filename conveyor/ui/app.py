@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,7 @@ class _Pages:
     def __init__(self, store: MetadataStore) -> None:
         self.store = store
         self.producers = ProducerCache()
+        self.lineages = _Memo(64)
 
     async def runs_list(self, request: Request) -> Response:
         q = request.query_params
@@ -135,7 +137,10 @@ class _Pages:
         return await self._render(
             request,
             "lineage.html",
-            lambda: artifacts.lineage_detail(self.store, artifact_id, self.producers),
+            lambda: self.lineages.get(
+                (artifact_id, store_version(self.store)),
+                lambda: artifacts.lineage_detail(self.store, artifact_id, self.producers),
+            ),
         )
 
     async def compare(self, request: Request) -> Response:
@@ -221,6 +226,38 @@ class _Pages:
             .render(status=status, message=message, path=request.url.path)
         )
         return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+
+class _Memo:
+    """The last ``size`` results by key (a thread may compute a result twice; both agree)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._found: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._found:
+                return self._found[key]
+        value = make()
+        with self._lock:
+            if len(self._found) >= self.size:
+                self._found.pop(next(iter(self._found)))
+            self._found[key] = value
+        return value
+
+
+def store_version(store: MetadataStore) -> tuple[Any, ...] | object:
+    """What changes whenever an execution may have been added: the number of runs, the
+    newest end, and the runs still going. While any run is going, every call is new."""
+    found = store.runs()
+    going = [r.run_id for r in found if r.status == "RUNNING"]
+    if going:
+        return object()
+    ends = [r.properties.get("ended_at") or 0 for r in found]
+    resumes = [r.properties.get("resumed_at") or 0 for r in found]
+    return len(found), max(ends, default=0), max(resumes, default=0)
 
 
 @functools.cache

@@ -77,7 +77,8 @@ def layout(
     by_key = {b.key: b for b in boxes}
     for arrow in arrows:
         arrow.path = _curve(by_key[arrow.source], by_key[arrow.target])
-    width = max((b.x + b.width for b in boxes), default=0) + MARGIN
+    bows = 130 if direction == "down" else 0  # room for edges that bow out to the right
+    width = max((b.x + b.width for b in boxes), default=0) + MARGIN + bows
     height = max((b.y + b.height for b in boxes), default=0) + MARGIN
     return Drawing(list(boxes), arrows, width, max(height, BOX_H))
 
@@ -111,6 +112,15 @@ def _curve(source: Box, target: Box) -> str:
         x2, y2 = target.x, target.y + target.height / 2
         mid = (x1 + x2) / 2
         return f"M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+    if abs(target.x - source.x) < 1 and target.y > source.y + source.height + GAP_Y + 1:
+        # same column, rows apart: bow out to the right rather than run over the boxes between
+        x, y1, y2 = (
+            source.x + source.width,
+            source.y + source.height / 2,
+            target.y + target.height / 2,
+        )
+        bow = x + min(120.0, 24 + (y2 - y1) / 6)
+        return f"M{x:.0f},{y1:.0f} C{bow:.0f},{y1:.0f} {bow:.0f},{y2:.0f} {x:.0f},{y2:.0f}"
     x1, y1 = source.x + source.width / 2, source.y + source.height  # bottom to top
     x2, y2 = target.x + target.width / 2, target.y
     mid = (y1 + y2) / 2

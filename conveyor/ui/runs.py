@@ -82,7 +82,8 @@ def run_detail(store: MetadataStore, run_id: str) -> dict[str, Any]:
         }
         for e in missing
     ]
-    edges = _data_edges([*latest.values(), *missing])
+    # The newest complete run knows the whole pipeline's wiring, even where this run stopped.
+    edges = sorted(set(_data_edges(list(latest.values()))) | set(_data_edges(list(known.values()))))
     boxes = [_node_box(n) for n in nodes]
     return {
         "run": run_row(run),

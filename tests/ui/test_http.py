@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conveyor.metadata import MetadataStore
-from conveyor.types import Model
+from conveyor.types import Model, PushedModel
 from conveyor.ui import create_app
 
 with warnings.catch_warnings():
@@ -210,3 +211,24 @@ def test_artifacts_with_a_report_embed_the_report_page(penguin_runs):
         assert f'src="/artifacts/{artifact.id}/report"' in page and 'id="preview"' not in page
         report = client.get(f"/artifacts/{artifact.id}/report")
         assert report.status_code == 200 and "<html" in report.text
+
+
+def test_lineage_shows_what_a_later_run_made(tmp_path, record_run):
+    """The UI remembers lineage graphs between requests, but never past a new run."""
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = MetadataStore(url)
+    made = record_run(store, tmp_path / "root", "run-ok")
+    client = _client(url)
+    lineage = f"/artifacts/{made['model'].id}/lineage"
+    assert "Nothing was made from it yet" in client.get(lineage).text
+    store.create_run("handmade", "later", {})
+    pushed = PushedModel(str(tmp_path / "pushed"), name="Pusher:pushed_model")
+    store.record_execution(
+        pipeline="handmade", run_id="later", node_id="Pusher", type_name="Pusher",
+        state="COMPLETE", properties={}, cache_key=None, inputs={"model": [made["model"]]},
+        outputs={"pushed_model": [pushed]}, new_artifacts=[pushed],
+    )  # fmt: skip
+    store.update_run("later", status="COMPLETE", ended_at=time.time())
+    store.close()
+    page = client.get(lineage).text
+    assert f'data-key="a{pushed.id}"' in page and "Pusher:pushed_model" in page
