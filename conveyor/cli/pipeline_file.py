@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 from conveyor.dsl import Pipeline
 from conveyor.types import ConveyorError, PipelineDefinitionError
@@ -40,6 +41,23 @@ def load_pipeline(path: Path) -> Pipeline:
     with _user_code(path, "Importing"):
         spec.loader.exec_module(module)
 
+    return _pipeline_in(module, path)
+
+
+def load_pipeline_module(name: str) -> Pipeline:
+    """Import the module ``name`` (e.g. ``mypackage.pipeline``) and return its ``pipeline``
+    (or ``create_pipeline()``), as :func:`load_pipeline` does for a file."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ConveyorError(
+            f"Cannot import pipeline module {name!r}: {exc}. Pass an importable module name "
+            "(installed, or on PYTHONPATH) or the path of a pipeline file."
+        ) from exc
+    return _pipeline_in(module, Path(module.__file__ or name))
+
+
+def _pipeline_in(module: ModuleType, path: Path) -> Pipeline:
     found = getattr(module, "pipeline", None)
     if isinstance(found, Pipeline):
         return found
