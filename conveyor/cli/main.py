@@ -3,6 +3,7 @@
 Example::
 
     conveyor run pipeline.py --max-workers 4
+    conveyor compile pipeline.py --target kfp -o pipeline.yaml
     conveyor runs --pipeline penguin
     conveyor executions 20240601-120000-a1b2c3 --json
     conveyor lineage 42
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     from conveyor.cli.serve import add_serve_command
 
     add_serve_command(commands)
+    from conveyor.cli.compile import add_compile_command
+
+    add_compile_command(commands)
 
     runs = commands.add_parser("runs", parents=[reader], help="list runs, newest first")
     runs.add_argument("--pipeline", metavar="NAME", help="only this pipeline's runs")
