@@ -25,6 +25,7 @@ from conveyor.dsl import (
     Pipeline,
     Resolver,
     component,
+    container_component,
 )
 from conveyor.types import ConveyorError
 
@@ -47,6 +48,7 @@ __all__ = [
     "Pipeline",
     "Resolver",
     "component",
+    "container_component",
     "load_model",
 ]
 

@@ -1,6 +1,7 @@
 """Writing pipelines: components, nodes, channels, resolvers and importers."""
 
 from conveyor.dsl.component import Component, ComponentSpec, Input, Output, Param, component
+from conveyor.dsl.container import ContainerComponent, container_component
 from conveyor.dsl.node import Channel, Node
 from conveyor.dsl.pipeline import Pipeline
 from conveyor.dsl.resolver import (
@@ -16,6 +17,7 @@ __all__ = [
     "Channel",
     "Component",
     "ComponentSpec",
+    "ContainerComponent",
     "Importer",
     "Input",
     "LatestArtifact",
@@ -28,4 +30,5 @@ __all__ = [
     "Resolver",
     "ResolverStrategy",
     "component",
+    "container_component",
 ]
