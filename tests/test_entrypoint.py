@@ -128,3 +128,13 @@ def test_entrypoint_names_an_unknown_node(tmp_path):
     done = _entrypoint(pipeline_file, "Pusher", "r1", f"sqlite:///{tmp_path}/md.db", tmp_path)
     assert done.returncode == 2
     assert "has no node 'Pusher'" in done.stderr and "Gen, Train, Check" in done.stderr
+
+
+def test_entrypoint_loads_the_pipeline_from_a_module(tmp_path, monkeypatch):
+    (tmp_path / "steps_pipeline.py").write_text(PIPELINE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    url = f"sqlite:///{tmp_path}/md.db"
+    done = _entrypoint(Path("steps_pipeline"), "Gen", "r1", url, tmp_path / "root")
+    assert done.returncode == 0, done.stderr
+    missing = _entrypoint(Path("no_such_pipeline"), "Gen", "r1", url, tmp_path / "root")
+    assert missing.returncode == 2 and "Cannot import pipeline module" in missing.stderr

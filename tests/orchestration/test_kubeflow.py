@@ -106,3 +106,9 @@ def test_compile_kfp_defaults_and_refusals(tmp_path):
     assert "defaultValue: postgresql://md/conveyor" in text and "defaultValue: s3://b/p" in text
     with pytest.raises(ConveyorError, match="'image' parameter of compile_kfp"):
         compile_kfp(pipeline, tmp_path / "q.yaml", image="")
+
+
+def test_compile_kfp_without_the_sdk_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "kfp", None)
+    with pytest.raises(ConveyorError, match=r"pip install 'conveyor\[kfp\]'"):
+        compile_kfp(load_pipeline(PENGUIN), tmp_path / "p.yaml")
