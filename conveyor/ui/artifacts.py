@@ -16,6 +16,9 @@ from conveyor.ui.walk import ProducerCache, walk
 
 #: Past this many executions downstream, a lineage graph stops growing.
 MAX_LINEAGE_EXECUTIONS = 60
+#: Types whose page offers to compare with another of its kind, and how many to offer.
+COMPARABLE_TYPES = ("Model", "ModelEvaluation")
+MAX_COMPARABLE = 10
 #: Consumers listed on an artifact's page (the oldest first: cached reuses come later).
 MAX_CONSUMERS = 50
 
@@ -49,7 +52,16 @@ def artifact_detail(store: MetadataStore, artifact_id: int) -> dict[str, Any]:
         "has_report": has_report,
         "preview": None if has_report else preview(artifact),
         "figures": key_figures(artifact),
+        "compare_with": _comparable(store, artifact),
     }
+
+
+def _comparable(store: MetadataStore, artifact: Artifact) -> list[Artifact]:
+    """Other live models (or evaluations) to compare this one with, the newest first."""
+    if artifact.type_name not in COMPARABLE_TYPES:
+        return []
+    others = store.artifacts(type_name=artifact.type_name, states=["LIVE"], newest_first=True)
+    return [a for a in others if a.id != artifact.id][:MAX_COMPARABLE]
 
 
 def key_figures(artifact: Artifact) -> dict[str, Any] | None:

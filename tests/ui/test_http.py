@@ -232,3 +232,16 @@ def test_lineage_shows_what_a_later_run_made(tmp_path, record_run):
     store.close()
     page = client.get(lineage).text
     assert f'data-key="a{pushed.id}"' in page and "Pusher:pushed_model" in page
+
+
+def test_a_model_page_offers_to_compare_with_other_models(tmp_path, record_run):
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = MetadataStore(url)
+    first = record_run(store, tmp_path / "root", "run-1")["model"]
+    second = record_run(store, tmp_path / "root", "run-2")["model"]
+    store.close()
+    client = _client(url)
+    link = f"/compare?artifact={second.id}&amp;artifact={first.id}"
+    assert link in client.get(f"/artifacts/{second.id}").text
+    page = client.get(link.replace("&amp;", "&")).text
+    assert 'data-key="framework"' in page and f"#{first.id}" in page
