@@ -3,9 +3,11 @@ language, or a container image — instead of a Python function.
 
 The command receives its artifacts' folders and its parameters through placeholders:
 ``{inputs.NAME}`` and ``{outputs.NAME}`` become the artifacts' local folders,
-``{parameters.NAME}`` the parameter's value. The local runner runs the command as a
-subprocess on this machine (in ``image`` under Docker when ``CONVEYOR_CONTAINER_RUNTIME=docker``
-and a Docker engine answers); a compiled Kubeflow pipeline runs the step in ``image``.
+``{parameters.NAME}`` the parameter's value (JSON for lists and dicts). The local runner
+runs the command as a subprocess on this machine, or in ``image`` under Docker (artifact
+folders mounted at the same paths) when ``image`` is set and a Docker engine answers;
+``CONVEYOR_CONTAINER_RUNTIME=host`` or ``=docker`` decides instead. A compiled Kubeflow
+pipeline runs the step in ``image``, which needs Conveyor installed (``FROM`` its image).
 
 Example::
 
@@ -41,6 +43,7 @@ __all__ = ["ContainerComponent", "container_component"]
 
 PLACEHOLDER = re.compile(r"\{(inputs|outputs|parameters)\.([A-Za-z_][A-Za-z0-9_]*)\}")
 RUNTIME_ENV = "CONVEYOR_CONTAINER_RUNTIME"
+RUNTIMES = ("auto", "host", "docker")
 
 
 class ContainerComponent(Component):
@@ -152,15 +155,33 @@ def _run_command(component: ContainerComponent, values: Mapping[str, Any]) -> No
 
 
 def _use_docker() -> bool:
-    if os.environ.get(RUNTIME_ENV, "host") != "docker":
+    """``auto`` (the default): under Docker when a Docker engine answers; ``host``: never;
+    ``docker``: always (an error when there is no engine)."""
+    runtime = os.environ.get(RUNTIME_ENV, "auto")
+    if runtime not in RUNTIMES:
+        raise ExecutionError(
+            f"{RUNTIME_ENV} must be one of {', '.join(RUNTIMES)}. Got {runtime!r} instead."
+        )
+    if runtime == "host":
         return False
+    answers = _docker_engine_answers()
+    if runtime == "docker" and not answers:
+        raise ExecutionError(
+            f"{RUNTIME_ENV}=docker but no Docker engine answers (`docker version` failed). "
+            f"Start Docker, or set {RUNTIME_ENV}=host to run the command on this machine."
+        )
+    return answers
+
+
+def _docker_engine_answers() -> bool:
     docker = shutil.which("docker")
     if docker is None:
-        raise ExecutionError(
-            f"{RUNTIME_ENV}=docker but the docker command is not installed. Install Docker, "
-            f"or unset {RUNTIME_ENV} to run container components on the host."
-        )
-    return True
+        return False
+    try:
+        check = [docker, "version", "--format", "{{.Server.Version}}"]
+        return subprocess.run(check, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _docker_argv(image: str, argv: list[str], values: Mapping[str, Any]) -> list[str]:

@@ -4,6 +4,7 @@ passed through placeholders, run by the local runner on the host and cached like
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,40 @@ def test_container_component_compiles_to_a_step_in_its_image(tmp_path):
     assert executors["exec-shelltrainer"]["container"]["image"] == "reg/shell:1"
     assert executors["exec-lines"]["container"]["image"] == "reg/cv:1"
     assert spec["root"]["dag"]["tasks"]["report"]["dependentTasks"] == ["shelltrainer"]
+
+
+FAKE_DOCKER = """\
+#!/bin/sh
+# Stands in for the docker command: answers `version`, records `run`'s arguments, then runs
+# the command that follows the image on the host.
+[ "$1" = version ] && { echo 27.0; exit 0; }
+echo "$@" >> "$DOCKER_LOG"
+shift 2
+while [ $# -gt 0 ]; do case "$1" in --user|-v) shift 2;; *) break;; esac; done
+shift
+exec "$@"
+"""
+
+
+def test_container_component_runs_in_its_image_when_docker_answers(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_LOG", str(tmp_path / "docker.log"))
+    script = tmp_path / "train.sh"
+    script.write_text(SCRIPT)
+    pipeline = _pipeline(tmp_path, _trainer(script, image="reg/shell:1"))
+    result = LocalRunner(display="none").run(pipeline)
+    assert result.ok, result.message
+    examples = result["Lines"].outputs["examples"][0].uri
+    model = result["ShellTrainer"].outputs["model"][0].uri
+    [call] = (tmp_path / "docker.log").read_text().splitlines()
+    assert call.startswith("run --rm --user ")
+    assert f"-v {examples}:{examples}" in call and f"-v {model}:{model}" in call
+    assert f"reg/shell:1 sh {script} {examples} {model} 2" in call
+
+    monkeypatch.setenv("CONVEYOR_CONTAINER_RUNTIME", "host")
+    again = LocalRunner(display="none").run(pipeline, enable_cache=False)
+    assert again.ok and len((tmp_path / "docker.log").read_text().splitlines()) == 1
