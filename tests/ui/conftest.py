@@ -92,18 +92,20 @@ def penguin_runs(tmp_path_factory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def ui_url(penguin_runs) -> Iterator[str]:
+def ui_url(penguin_runs, tmp_path_factory) -> Iterator[str]:
     """``conveyor ui --port 0`` over the penguin store; the address it printed."""
-    server = subprocess.Popen(
-        [*conveyor_command(), "ui", "--metadata-url", penguin_runs["url"], "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path_factory.mktemp("ui-server") / "stderr.log"
+    with open(log, "w") as errors:
+        server = subprocess.Popen(
+            [*conveyor_command(), "ui", "--metadata-url", penguin_runs["url"], "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
     try:
         line = server.stdout.readline()
         found = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
-        assert found, line + server.stderr.read() if server.poll() is not None else line
+        assert found, f"{line}\n{log.read_text()}"
         url = found.group(1)
         _wait_until_up(url)
         yield url
