@@ -245,3 +245,18 @@ def test_a_model_page_offers_to_compare_with_other_models(tmp_path, record_run):
     assert link in client.get(f"/artifacts/{second.id}").text
     page = client.get(link.replace("&amp;", "&")).text
     assert 'data-key="framework"' in page and f"#{first.id}" in page
+
+
+def test_a_running_run_shows_its_running_node_and_reloads(tmp_path):
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = MetadataStore(url)
+    store.create_run("handmade", "going", {})
+    store.start_execution(
+        pipeline="handmade", run_id="going", node_id="Trainer", type_name="Trainer",
+        properties={}, cache_key=None, inputs={}, outputs={"model": Model},
+        output_uri=lambda key, i: str(tmp_path / key), log_uri=lambda i: None,
+    )  # fmt: skip
+    store.close()
+    page = _client(url).get("/runs/going").text
+    assert 'data-key="Trainer" data-state="running"' in page
+    assert 'http-equiv="refresh"' in page and "resume" not in page.lower()
