@@ -174,6 +174,31 @@ class StoreReads:
 
         return self._read(read)
 
+    def readers(
+        self, artifact_ids: Sequence[int], *, states: Sequence[str] | None = None
+    ) -> list[ExecutionRecord]:
+        """The executions (in ``states``) that read any of ``artifact_ids``, in the order they
+        started: one query, however many executions read them (a cached input is read by
+        every run that reused it)."""
+
+        def read(conn: sa.Connection) -> list[ExecutionRecord]:
+            reading = sa.select(s.events.c.execution_id).where(
+                s.events.c.type == "INPUT", s.events.c.artifact_id.in_(list(artifact_ids))
+            )
+            q = (
+                sa.select(s.executions, s.types.c.name.label("type_name"))
+                .join(s.types, s.types.c.id == s.executions.c.type_id)
+                .where(s.executions.c.id.in_(reading))
+                .order_by(s.executions.c.id)
+            )
+            if states is not None:
+                q = q.where(s.executions.c.state.in_(list(states)))
+            records = [_execution_record(row) for row in conn.execute(q)]
+            self._fill_links(conn, records)
+            return records
+
+        return self._read(read)
+
     def _fill_links(self, conn: sa.Connection, records: list[ExecutionRecord]) -> None:
         by_id = {r.execution_id: r for r in records}
         if not by_id:

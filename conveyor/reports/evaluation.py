@@ -123,12 +123,14 @@ def _details(result: EvalResult) -> list[dict[str, Any]]:
     details = []
     for index, key in enumerate(result.slices()):
         plots = result.plots(key)
-        details.append({
+        detail = {
             "key": key, "anchor": f"slice-{index}", "notes": result.notes(key),
             "undefined": result.undefined(key), "confusion": _confusion(
                 plots.get("confusion_matrix")),
             "charts": _charts(plots), "weights": _weights(plots),
-        })  # fmt: skip
+        }  # fmt: skip
+        if any(detail[part] for part in ("notes", "undefined", "confusion", "charts", "weights")):
+            details.append(detail)  # a slice with nothing more than its row gets no section
     return details
 
 

@@ -26,7 +26,6 @@ __all__ = ["ProducerCache", "Walk", "walk"]
 
 Edge = tuple[int, int, str, str]  # (artifact_id, execution_id, INPUT | OUTPUT, key)
 _MADE_SOMETHING = ("RUNNING", "COMPLETE")
-_CHUNK = 5000  # ids per query: far below SQLite's and PostgreSQL's bound-parameter limits
 
 
 @dataclass
@@ -111,13 +110,10 @@ def _downstream(store: MetadataStore, graph: Walk, limit: int) -> None:
             for e in store.edges(artifact_ids=sorted(frontier))
             if e[2] == "INPUT" and e[0] in frontier
         ]
-        readers = sorted({e[1] for e in reads} - set(graph.executions))
         records = {
             r.execution_id: r
-            for chunk in range(0, len(readers), _CHUNK)
-            for r in store.executions(
-                execution_ids=readers[chunk : chunk + _CHUNK], states=_MADE_SOMETHING
-            )
+            for r in store.readers(sorted(frontier), states=_MADE_SOMETHING)
+            if r.execution_id not in graph.executions
         }
         around = [edge for r in records.values() for edge in _edges_of(r)]
         originals = _originals([e for e in reads if e[1] in records], around)

@@ -64,7 +64,14 @@ TRAINERS = {
 #: TFX's penguin eval config: accuracy of at least 0.6, and no worse than the baseline's.
 EVAL_CONFIG = EvalConfig(
     label_key="species",
-    metrics=["example_count", "accuracy", "balanced_accuracy", "f1_macro", "log_loss"],
+    metrics=[
+        "example_count",
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "log_loss",
+        "confusion_matrix",
+    ],
     slicing_specs=[SlicingSpec(), SlicingSpec(feature_keys=["species"])],
     thresholds={"accuracy": MetricThreshold(lower=0.6, change=ChangeThreshold(absolute=-1e-10))},
 )

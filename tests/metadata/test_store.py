@@ -102,6 +102,23 @@ def test_store_runs_and_executions_by_run(store):
     assert store.artifacts(run_id="run-1", type_name="Model")[0].id == model["m"].id
 
 
+def test_store_readers_of_artifacts_by_state(store):
+    store.create_run("p", "run-1", {})
+    gen, outs = start(store, "Gen")
+    store.complete_execution(gen, outs.values())
+    examples = {"examples": [outs["out"]]}
+    done, model = start(store, "Train", inputs=examples, outputs={"m": Model})
+    store.complete_execution(done, model.values())
+    failed, _ = start(store, "Train", inputs=examples, outputs={"m": Model})
+    store.fail_execution(failed, "boom")
+    _, other = start(store, "Other")
+    readers = store.readers([outs["out"].id])
+    assert [r.execution_id for r in readers] == [done, failed]
+    [complete] = store.readers([outs["out"].id, other["out"].id], states=["COMPLETE"])
+    assert complete.execution_id == done and complete.outputs == {"m": [model["m"].id]}
+    assert store.readers([model["m"].id]) == []
+
+
 def test_store_records_cached_execution_pointing_at_earlier_outputs(store):
     store.create_run("p", "run-1", {})
     eid, outs = start(store, "Gen", key="k")
