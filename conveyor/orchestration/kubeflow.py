@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = ["DEFAULT_IMAGE", "compile_kfp"]
 #: The image ``docker build -t conveyor:VERSION .`` makes from the repository's Dockerfile.
 DEFAULT_IMAGE = f"conveyor:{__version__}"
 ENTRYPOINT = ["python", "-m", "conveyor.entrypoint"]
+
+logger = logging.getLogger(__name__)
 
 
 def compile_kfp(
@@ -58,11 +61,31 @@ def compile_kfp(
                             f"Got {image!r} instead.")  # fmt: skip
     _check_names(pipeline)
     steps = {node.id: _step(kfp_dsl, node, image, source) for node in pipeline.order}
+    metadata_url = metadata_url or pipeline.metadata_url
+    pipeline_root = pipeline_root or pipeline.root
+    if metadata_url.startswith("sqlite") or "://" not in pipeline_root:
+        logger.warning(
+            "The compiled pipeline's default metadata_url (%s) or pipeline_root (%s) is local "
+            "to one machine, while each Kubeflow step runs in its own pod: give a run a "
+            "PostgreSQL URL and an object store or shared volume (or compile with "
+            "--metadata-url and --pipeline-root).",
+            metadata_url,
+            pipeline_root,
+        )
+    function = _pipeline_function(kfp_dsl, pipeline, steps, metadata_url, pipeline_root)
+    definition = kfp_dsl.pipeline(
+        name=_kfp_name(pipeline.name), description=f"Conveyor pipeline {pipeline.name}"
+    )(function)
+    compiler.Compiler().compile(definition, str(package_path))
+    return str(package_path)
 
-    def kfp_pipeline(
-        metadata_url: str = metadata_url or pipeline.metadata_url,
-        pipeline_root: str = pipeline_root or pipeline.root,
-    ):
+
+def _pipeline_function(
+    kfp_dsl: Any, pipeline: Pipeline, steps: dict[str, Any], metadata_url: str, root: str
+) -> Any:
+    """The function ``kfp.dsl.pipeline`` turns into the DAG: one task per node."""
+
+    def kfp_pipeline(metadata_url: str = metadata_url, pipeline_root: str = root):
         tasks: dict[str, Any] = {}
         for node in pipeline.order:
             task = steps[node.id](
@@ -82,11 +105,7 @@ def compile_kfp(
     # kfp reads parameter types from real annotations, not the strings this module's
     # `from __future__ import annotations` leaves.
     kfp_pipeline.__annotations__ = dict.fromkeys(("metadata_url", "pipeline_root"), str)
-    definition = kfp_dsl.pipeline(
-        name=_kfp_name(pipeline.name), description=f"Conveyor pipeline {pipeline.name}"
-    )(kfp_pipeline)
-    compiler.Compiler().compile(definition, str(package_path))
-    return str(package_path)
+    return kfp_pipeline
 
 
 def _step(kfp_dsl: Any, node: Node, image: str, source: str) -> Any:

@@ -24,7 +24,6 @@ from multiprocessing.connection import wait as wait_for_processes
 from conveyor.dsl import Node, Pipeline
 from conveyor.metadata import MetadataStore
 from conveyor.orchestration.launcher import Available, Launcher, PreparedExecution
-from conveyor.orchestration.local_runner import PRELOAD, preload
 from conveyor.orchestration.results import NodeResult
 from conveyor.orchestration.worker import child_main, signals_deferred
 from conveyor.types import ConveyorError, ExecutionError
@@ -100,11 +99,10 @@ def run_prepared(
     heartbeat_seconds: float = 5.0,
 ) -> int | None:
     """Run a prepared execution in a forked process (spawned where fork is missing) and
-    wait for it, beating the execution's heartbeat in ``store``; return its exit code."""
+    wait for it, beating the execution's heartbeat in ``store``; return its exit code.
+    (One execution per process here, so nothing is preloaded for it.)"""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    if method == "fork":
-        preload(PRELOAD)
     sys.stdout.flush()
     sys.stderr.flush()
     with signals_deferred():

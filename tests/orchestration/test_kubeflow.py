@@ -92,7 +92,7 @@ def test_compile_kfp_step_runs_locally_as_kfp_would(compiled, tmp_path):
     assert sorted(p.name for p in Path(examples.uri).iterdir()) == ["Split-eval", "Split-train"]
 
 
-def test_compile_kfp_defaults_and_refusals(tmp_path):
+def test_compile_kfp_defaults_and_refusals(tmp_path, caplog):
     pipeline = load_pipeline(PENGUIN)
     out = compile_kfp(
         pipeline,
@@ -104,6 +104,9 @@ def test_compile_kfp_defaults_and_refusals(tmp_path):
     text = Path(out).read_text()
     assert f"image: {DEFAULT_IMAGE}" in text and "- penguin_pipeline" in text
     assert "defaultValue: postgresql://md/conveyor" in text and "defaultValue: s3://b/p" in text
+    assert "local to one machine" not in caplog.text
+    compile_kfp(pipeline, tmp_path / "local.yaml")
+    assert "local to one machine" in caplog.text and "--metadata-url" in caplog.text
     with pytest.raises(ConveyorError, match="'image' parameter of compile_kfp"):
         compile_kfp(pipeline, tmp_path / "q.yaml", image="")
 
