@@ -76,23 +76,18 @@ def _execute(args: argparse.Namespace) -> int:
         root = args.pipeline_root
         pipeline.root = root if "://" in root else str(Path(root).expanduser().resolve())
     result = run_step(
-        pipeline, args.node, args.run_id, enable_cache=False if args.no_cache else None
+        pipeline,
+        args.node,
+        args.run_id,
+        enable_cache=False if args.no_cache else None,
+        log_to=sys.stdout,  # where a container's log collector looks
     )
-    _show_log(result.log_path)
     where = f"execution {result.execution_id}" if result.execution_id else "no execution"
     print(f"{pipeline.name} {args.run_id} {result.node_id}: {result.state} ({where})")
     if not result.ok:
         print(f"{result.node_id} failed: {result.error}", file=sys.stderr)
         return 1
     return 0
-
-
-def _show_log(log_path: str | None) -> None:
-    """Copy the execution's log to stdout, where a container's log collector looks."""
-    if not log_path or not Path(log_path).is_file():
-        return
-    sys.stdout.write(Path(log_path).read_text(errors="replace"))
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 import time
 from multiprocessing.connection import wait as wait_for_processes
+from typing import TextIO
 
 from conveyor.dsl import Node, Pipeline
 from conveyor.metadata import MetadataStore
@@ -42,11 +44,13 @@ def run_step(
     *,
     enable_cache: bool | None = None,
     heartbeat_seconds: float = 5.0,
+    log_to: TextIO | None = None,
 ) -> NodeResult:
     """Execute ``node_id`` of ``pipeline`` as part of run ``run_id`` and record it.
 
     The run is created by the first step that gets here; it is marked COMPLETE when every
-    node of the pipeline has finished in it, FAILED as soon as one step fails.
+    node of the pipeline has finished in it, FAILED as soon as one step fails. ``log_to``
+    (e.g. ``sys.stdout``) receives the execution's log as it is written.
     """
     node = pipeline.node(node_id)
     store = MetadataStore(pipeline.metadata_url)
@@ -59,7 +63,9 @@ def run_step(
             result = NodeResult(node.id, "FAILED", error=str(exc), attempts=1)
         else:
             if isinstance(outcome, PreparedExecution):
-                exitcode = run_prepared(outcome, store=store, heartbeat_seconds=heartbeat_seconds)
+                exitcode = run_prepared(
+                    outcome, store=store, heartbeat_seconds=heartbeat_seconds, log_to=log_to
+                )
                 result = launcher.finish(outcome, exitcode)
             else:
                 result = outcome
@@ -97,10 +103,12 @@ def run_prepared(
     *,
     store: MetadataStore | None = None,
     heartbeat_seconds: float = 5.0,
+    log_to: TextIO | None = None,
 ) -> int | None:
     """Run a prepared execution in a forked process (spawned where fork is missing) and
-    wait for it, beating the execution's heartbeat in ``store``; return its exit code.
-    (One execution per process here, so nothing is preloaded for it.)"""
+    wait for it, beating the execution's heartbeat in ``store`` and copying its log to
+    ``log_to`` as it grows; return its exit code. (One execution per process here, so
+    nothing is preloaded for it.)"""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     sys.stdout.flush()
@@ -113,16 +121,39 @@ def run_prepared(
             name=f"conveyor-{prepared.node.id}",
         )  # fmt: skip
         process.start()
+    follow = _LogFollower(prepared.log_path, log_to)
+    beat = time.monotonic()
     try:
-        while not wait_for_processes([process.sentinel], timeout=heartbeat_seconds):
-            if store is not None:
+        while not wait_for_processes([process.sentinel], timeout=0.5 if log_to else 5.0):
+            follow()
+            if store is not None and time.monotonic() - beat >= heartbeat_seconds:
                 store.heartbeat([prepared.execution_id])
+                beat = time.monotonic()
     except BaseException:
         process.kill()
         raise
     finally:
         process.join()
+        follow()
     return process.exitcode
+
+
+class _LogFollower:
+    """Copies what was appended to a log file since the last call to a stream."""
+
+    def __init__(self, path: str, stream: TextIO | None) -> None:
+        self.path, self.stream, self.offset = path, stream, 0
+
+    def __call__(self) -> None:
+        if self.stream is None or not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        self.offset += len(data)
+        if data:
+            self.stream.write(data.decode(errors="replace"))
+            self.stream.flush()
 
 
 def _update_run(store: MetadataStore, pipeline: Pipeline, run_id: str, result: NodeResult) -> None:
