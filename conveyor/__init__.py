@@ -31,7 +31,7 @@ from conveyor.types import ConveyorError
 
 if TYPE_CHECKING:
     from conveyor.frameworks.bundle import load_model
-    from conveyor.orchestration import LocalRunner
+    from conveyor.orchestration import LocalRunner, RayRunner
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ __all__ = [
     "Output",
     "Param",
     "Pipeline",
+    "RayRunner",
     "Resolver",
     "component",
     "container_component",
@@ -59,6 +60,10 @@ def __getattr__(name: str) -> Any:
         from conveyor.orchestration import LocalRunner
 
         return LocalRunner
+    if name == "RayRunner":  # Ray itself is imported only when a run starts
+        from conveyor.orchestration import RayRunner
+
+        return RayRunner
     if name == "load_model":  # bundles need NumPy and Arrow: load them only when used
         from conveyor.frameworks.bundle import load_model
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,13 +168,29 @@ def _add_run(commands: Any) -> None:
         help="the metadata store (default: $CONVEYOR_METADATA_URL, else the pipeline's own)",
     )
     run.add_argument("--root", metavar="DIR", help="where artifacts go (default: the pipeline's)")
+    run.add_argument(
+        "--runner",
+        choices=("local", "ray"),
+        default="local",
+        help="where executions run: processes on this machine (default) or Ray tasks",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --runner ray: 'auto', 'ray://HOST:10001' or HOST:PORT (default: a local "
+        "Ray instance for the run)",
+    )
+    run.add_argument(
+        "--shared-root",
+        action="store_true",
+        help="with --runner ray: --root is a folder every node of the cluster mounts",
+    )
     run.set_defaults(command=_run)
 
 
 # ---------------------------------------------------------------------- run
 def _run(args: argparse.Namespace) -> int:
     from conveyor.cli.pipeline_file import load_pipeline, resume_command
-    from conveyor.orchestration import LocalRunner
     from conveyor.orchestration.local_runner import new_run_id
 
     path = Path(args.pipeline_file).expanduser().resolve()
@@ -190,7 +207,8 @@ def _run(args: argparse.Namespace) -> int:
     pipeline.source_file = str(path)
 
     run_id = args.resume or new_run_id()
-    result = LocalRunner(args.max_workers).run(
+    hint = resume_command(path, run_id, metadata_url=args.metadata_url, root=root)
+    result = _runner(args).run(
         pipeline,
         enable_cache=False if args.no_cache else None,
         from_node=args.from_node,
@@ -198,9 +216,33 @@ def _run(args: argparse.Namespace) -> int:
         only=args.only,
         resume=args.resume,
         run_id=run_id,
-        resume_hint=resume_command(path, run_id, metadata_url=args.metadata_url, root=root),
+        resume_hint=hint + _runner_words(args),
     )
     return 0 if result.ok else 1
+
+
+def _runner(args: argparse.Namespace) -> Any:
+    from conveyor.orchestration import LocalRunner, RayRunner
+
+    if args.runner == "ray":
+        return RayRunner(
+            args.ray_address, max_workers=args.max_workers, shared_root=args.shared_root
+        )
+    if args.ray_address or args.shared_root:
+        raise ConveyorError("--ray-address and --shared-root go with --runner ray.")
+    return LocalRunner(args.max_workers)
+
+
+def _runner_words(args: argparse.Namespace) -> str:
+    """The runner options a resume command repeats."""
+    if args.runner != "ray":
+        return ""
+    words = ["--runner", "ray"]
+    if args.ray_address:
+        words += ["--ray-address", args.ray_address]
+    if args.shared_root:
+        words.append("--shared-root")
+    return " " + " ".join(shlex.quote(w) for w in words)
 
 
 # ---------------------------------------------------------------------- reading

@@ -95,6 +95,7 @@ class Node:
         self.enable_cache: bool | None = None
         self.retries = 0
         self.retry_backoff = 1.0
+        self.resources: dict[str, float] = {}
         self._explicit_upstream: list[Node] = []
 
     def __repr__(self) -> str:
@@ -111,9 +112,14 @@ class Node:
         enable_cache: bool | None = None,
         retries: int | None = None,
         retry_backoff: float | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> Node:
         """Per-node caching and retries (``retries`` extra attempts, waiting
-        ``retry_backoff * 2**attempt`` seconds between them)."""
+        ``retry_backoff * 2**attempt`` seconds between them), and what one execution
+        requests from a cluster (``resources={"num_cpus": 4, "num_gpus": 1, "memory":
+        8e9}``, memory in bytes; runners that place nodes on a cluster honour them)."""
+        if resources is not None:
+            self.resources = check_resources(f"The 'resources' option of {self.id}", resources)
         if enable_cache is not None:
             self.enable_cache = bool(enable_cache)
         if retries is not None:
@@ -150,3 +156,22 @@ class Node:
         for node in self._explicit_upstream:
             found.setdefault(id(node), node)
         return list(found.values())
+
+
+RESOURCE_NAMES = ("num_cpus", "num_gpus", "memory")
+
+
+def check_resources(what: str, resources: Mapping[str, float]) -> dict[str, float]:
+    """``resources`` as a plain dict, after checking its names and amounts."""
+    if not isinstance(resources, Mapping):
+        raise PipelineDefinitionError(
+            f"{what} must be a dict such as {{'num_cpus': 2}}. Got {resources!r}."
+        )
+    for name, amount in resources.items():
+        if name not in RESOURCE_NAMES:
+            raise PipelineDefinitionError(
+                f"{what} names {name!r}; use {', '.join(RESOURCE_NAMES)}."
+            )
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+            raise PipelineDefinitionError(f"{what}: {name} must be a number >= 0. Got {amount!r}.")
+    return {name: float(amount) for name, amount in resources.items()}

@@ -5,6 +5,7 @@ from conveyor.orchestration.gc import GcReport, collect_garbage
 from conveyor.orchestration.kubeflow import compile_kfp
 from conveyor.orchestration.launcher import Launcher
 from conveyor.orchestration.local_runner import LocalRunner, select_nodes
+from conveyor.orchestration.ray_runner import RayRunner
 from conveyor.orchestration.results import NODE_STATES, NodeResult, RunResult
 from conveyor.orchestration.step import run_step
 
@@ -14,6 +15,7 @@ __all__ = [
     "Launcher",
     "LocalRunner",
     "NodeResult",
+    "RayRunner",
     "RunResult",
     "collect_garbage",
     "compile_kfp",

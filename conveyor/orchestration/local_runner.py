@@ -7,7 +7,6 @@ calls ``os._exit`` cannot take the runner down; ``max_workers`` bounds how many 
 from __future__ import annotations
 
 import datetime
-import importlib
 import logging
 import multiprocessing
 import os
@@ -16,38 +15,22 @@ import shlex
 import socket
 import sys
 import time
-from collections.abc import Iterable
-from multiprocessing.connection import wait as wait_for_processes
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from conveyor.dsl import Node, Pipeline
-from conveyor.frameworks.preload import modules_for_execution
 from conveyor.metadata import MetadataStore
 from conveyor.orchestration.display import Display, make_display
-from conveyor.orchestration.launcher import Launcher, PreparedExecution
+from conveyor.orchestration.launcher import Launcher
+from conveyor.orchestration.processes import PRELOAD, ExecutionPool, ProcessPool, preload
 from conveyor.orchestration.results import NodeResult, RunResult
-from conveyor.orchestration.worker import child_main, signals_deferred
+from conveyor.orchestration.worker import signals_deferred
 from conveyor.types import Artifact, ConveyorError, PipelineDefinitionError
 
 logger = logging.getLogger(__name__)
 
-# Imported once in the runner before its first fork, so that every forked execution finds
-# them loaded instead of paying for them again (a tenth of a second each for fsspec and
-# pyarrow.parquet). Executions add the framework modules they are about to import
-# (conveyor.frameworks.preload). A run whose nodes all come from the cache forks nothing and
-# imports none of them.
-PRELOAD = ("numpy", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "fsspec")
-
-
-def preload(modules: Iterable[str] = PRELOAD) -> None:
-    """Import ``modules`` here; one that fails is left to the execution that needs it."""
-    for name in modules:
-        if name in sys.modules:
-            continue
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # an optional library, or a broken one the execution reports
-            logger.debug("not preloading %s: %s", name, exc)
+# PRELOAD and preload live with the process pool; named here too for older imports.
+__all__ = ["PRELOAD", "LocalRunner", "new_run_id", "preload", "select_nodes"]
 
 
 def new_run_id() -> str:
@@ -138,12 +121,19 @@ class LocalRunner:
                     "Marked %d execution(s) of a stopped runner ABANDONED", len(abandoned)
                 )
             run_id = resume or run_id or new_run_id()
-            state = _RunLoop(self, pipeline, store, run_id, selected, enable_cache)
-            state.prepare(resume)
-            command = resume_hint or _resume_command(pipeline, run_id)
-            return state.execute(command)
+            with self._pool(pipeline) as pool:
+                state = _RunLoop(self, pipeline, store, run_id, selected, enable_cache, pool)
+                state.prepare(resume)
+                command = resume_hint or _resume_command(pipeline, run_id)
+                return state.execute(command)
         finally:
             store.close()
+
+    @contextmanager
+    def _pool(self, pipeline: Pipeline) -> Iterator[ExecutionPool]:
+        """Where this run's executions go: forked processes here. Other runners place them
+        elsewhere; everything else about a run is the same."""
+        yield ProcessPool(self.max_workers, self._mp)
 
 
 class _RunLoop:
@@ -157,8 +147,10 @@ class _RunLoop:
         run_id: str,
         selected: list[Node],
         enable_cache: bool | None,
+        pool: ExecutionPool,
     ) -> None:
         self.runner = runner
+        self.pool = pool
         self.pipeline = pipeline
         self.store = store
         self.run_id = run_id
@@ -168,7 +160,6 @@ class _RunLoop:
         self.selected = [n.id for n in selected]
         self.available: dict[str, dict[str, list[Artifact]]] = {}
         self.results: dict[str, NodeResult] = {}
-        self.running: dict[int, tuple[Any, PreparedExecution]] = {}
         self.retry_at: dict[str, float] = {}
         self.display: Display = make_display(runner.display)
         self.last_heartbeat = time.time()
@@ -230,7 +221,7 @@ class _RunLoop:
         for result in self.results.values():
             self.display.finished(result)
         try:
-            while self.pending or self.running:
+            while self.pending or self.pool.running():
                 self._schedule()
                 self._wait()
                 self._heartbeat()
@@ -259,7 +250,7 @@ class _RunLoop:
                 continue
             if any(u not in self.available for u in ups) or self.retry_at.get(node.id, 0) > now:
                 continue
-            if len(self.running) >= self.runner.max_workers:
+            if self.pool.full():
                 return
             self.pending.remove(node)
             self._launch(node)
@@ -282,32 +273,26 @@ class _RunLoop:
         if isinstance(outcome, NodeResult):
             self._record(outcome)
             return
-        if self.runner._mp.get_start_method() == "fork":
-            preload((*PRELOAD, *modules_for_execution(outcome.kwargs)))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        process = self.runner._mp.Process(
-            target=child_main,
-            args=(node.component.fn, outcome.kwargs, outcome.outputs, outcome.log_path,
-                  outcome.result_path),
-            name=f"conveyor-{node.id}",
-        )  # fmt: skip
-        process.start()
-        self.running[process.sentinel] = (process, outcome)
+        try:
+            self.pool.submit(outcome)
+        except ConveyorError as exc:
+            self._record(self.launcher.fail(outcome, str(exc)))
+            return
         self.display.running(node.id)
 
     def _wait(self) -> None:
-        if not self.running:
+        if not self.pool.running():
             if self.pending:  # only nodes waiting for a retry are left
                 time.sleep(max(0.0, min(self.retry_at.values(), default=0) - time.time()) + 0.001)
             return
         timeout = min(self.runner.heartbeat_seconds, 0.25)
         if self.retry_at:
             timeout = max(0.0, min(timeout, min(self.retry_at.values()) - time.time()))
-        for sentinel in wait_for_processes(list(self.running), timeout=timeout):
-            process, prepared = self.running.pop(sentinel)
-            process.join()
-            self._record(self.launcher.finish(prepared, process.exitcode))
+        for ended in self.pool.wait(timeout):
+            if ended.lost is not None:
+                self._record(self.launcher.fail(ended.prepared, ended.lost))
+            else:
+                self._record(self.launcher.finish(ended.prepared, ended.exitcode))
         self.display.tick()
 
     def _record(self, result: NodeResult) -> None:
@@ -328,16 +313,13 @@ class _RunLoop:
 
     def _heartbeat(self) -> None:
         if time.time() - self.last_heartbeat >= self.runner.heartbeat_seconds:
-            ids = [prepared.execution_id for _, prepared in self.running.values()]
+            ids = [prepared.execution_id for prepared in self.pool.running()]
             self.store.heartbeat(ids, self.run_id)
             self.last_heartbeat = time.time()
 
     def _stop_running(self, reason: str) -> None:
-        for process, prepared in self.running.values():
-            process.kill()
-            process.join()
+        for prepared in self.pool.stop():
             self.results[prepared.node.id] = self.launcher.fail(prepared, reason)
-        self.running.clear()
 
     def _finish(self, resume_command: str) -> RunResult:
         failed = [r for r in self.results.values() if r.state == "FAILED"]

@@ -1,0 +1,265 @@
+"""The Ray runner: the local runner's records, caching, retries and resume, with each
+execution a task on a Ray instance started on loopback by these tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from conveyor import Input, LocalRunner, Output, Param, Pipeline, RayRunner, component
+from conveyor.components import Trainer
+from conveyor.metadata import MetadataStore
+from conveyor.types import ConveyorError, Examples, Model, PipelineDefinitionError
+
+ray = pytest.importorskip("ray")
+
+
+@component
+def Gen(examples: Output[Examples], n: Param[int] = 3):
+    Path(examples.uri, "data.json").write_text(json.dumps(list(range(n))))
+    examples.properties["rows"] = n
+    print("generated rows", n)
+
+
+@component
+def Train(examples: Input[Examples], model: Output[Model], scale: Param[float] = 1.0):
+    data = json.loads(Path(examples.uri, "data.json").read_text())
+    model.properties["weight"] = sum(data) * scale
+    model.properties["pid"] = os.getpid()
+
+
+@component
+def Flaky(examples: Input[Examples], model: Output[Model], counter: Param[str] = ""):
+    """Fails on its first call, succeeds on the next (calls counted in a file)."""
+    path = Path(counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls <= 1:
+        raise RuntimeError(f"flaky failure on call {calls}")
+    model.properties["calls"] = calls
+
+
+@component
+def Gate(examples: Input[Examples], model: Output[Model], flag: Param[str] = ""):
+    if not Path(flag).exists():
+        raise RuntimeError(f"flag file {flag} missing")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_instance():
+    """One local Ray instance on loopback for the module; the runner joins it."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def make(tmp_path: Path, name: str, nodes: list, metadata_url: str | None = None) -> Pipeline:
+    return Pipeline(
+        name,
+        nodes,
+        root=tmp_path / "root",
+        metadata_url=metadata_url or f"sqlite:///{tmp_path / 'md.db'}",
+    )
+
+
+def small(tmp_path: Path, name: str = "small", metadata_url: str | None = None) -> Pipeline:
+    gen = Gen(n=4)
+    a = Train(examples=gen.outputs["examples"]).with_id("TrainA")
+    b = Train(examples=gen.outputs["examples"], scale=2.0).with_id("TrainB")
+    return make(tmp_path, name, [gen, a, b], metadata_url)
+
+
+def recorded(pipeline: Pipeline, run_id: str) -> dict[str, tuple]:
+    """Per node: the execution's state and its outputs' types and properties."""
+    store = MetadataStore(pipeline.metadata_url)
+    try:
+        found = {}
+        for execution in store.executions(run_id=run_id):
+            ids = sorted(i for ids in execution.outputs.values() for i in ids)
+            outputs = sorted(
+                (a.type_name, json.dumps(a.properties, sort_keys=True))
+                for a in store.artifacts(artifact_ids=ids)
+            )
+            found[execution.node_id] = (execution.state, outputs)
+        return found
+    finally:
+        store.close()
+
+
+def without_pid(found: dict[str, tuple]) -> dict[str, tuple]:
+    return {
+        node: (state, [(t, json.dumps({**json.loads(p), "pid": 0})) for t, p in outputs])
+        if node.startswith("Train")
+        else (state, outputs)
+        for node, (state, outputs) in found.items()
+    }
+
+
+def test_ray_runner_records_what_the_local_runner_records(tmp_path):
+    local = small(tmp_path / "local")
+    on_ray = small(tmp_path / "ray")
+    by_local = LocalRunner(display="none").run(local)
+    by_ray = RayRunner(display="none").run(on_ray)
+    assert by_ray.ok, by_ray.message
+    assert without_pid(recorded(on_ray, by_ray.run_id)) == without_pid(
+        recorded(local, by_local.run_id)
+    )
+    assert by_ray["TrainB"].outputs["model"][0].properties["weight"] == 12.0
+    assert "generated rows 4" in Path(by_ray["Gen"].log_path).read_text()
+    # The function ran in a process of Ray's, not in one the runner forked.
+    assert by_ray["TrainA"].outputs["model"][0].properties["pid"] != os.getpid()
+    again = RayRunner(display="none").run(on_ray)
+    assert {r.state for r in again.nodes.values()} == {"CACHED"}
+
+
+def test_ray_runner_retries_a_failing_node(tmp_path):
+    gen = Gen()
+    flaky = Flaky(examples=gen.outputs["examples"], counter=str(tmp_path / "calls"))
+    flaky.with_options(retries=1, retry_backoff=0)
+    result = RayRunner(display="none").run(make(tmp_path, "retry", [gen, flaky]))
+    assert result.ok, result.message
+    assert result["Flaky"].attempts == 2
+    assert result["Flaky"].outputs["model"][0].properties == {"calls": 2}
+
+
+def test_ray_runner_failed_run_resumes(tmp_path, capsys):
+    flag = tmp_path / "flag"
+    gen = Gen()
+    gate = Gate(examples=gen.outputs["examples"], flag=str(flag))
+    pipeline = make(tmp_path, "resume", [gen, gate])
+    failed = RayRunner(display="none").run(pipeline)
+    assert failed.status == "FAILED"
+    assert "flag file" in failed["Gate"].error and "Resume with" in failed.message
+    assert "RuntimeError: flag file" in Path(failed["Gate"].log_path).read_text()
+    flag.write_text("ok")
+    resumed = RayRunner(display="none").run(pipeline, resume=failed.run_id)
+    assert resumed.ok and resumed["Gen"].resumed and resumed["Gate"].state == "COMPLETE"
+
+
+def test_ray_runner_with_postgresql_metadata(tmp_path, postgres_url):
+    pipeline = small(tmp_path, name=f"ray-pg-{time.time_ns()}", metadata_url=postgres_url)
+    result = RayRunner(display="none").run(pipeline)
+    assert result.ok, result.message
+    assert {state for state, _ in recorded(pipeline, result.run_id).values()} == {"COMPLETE"}
+
+
+def test_ray_runner_on_penguin_data_transform_and_trainer(tmp_path):
+    penguin_nodes = sibling("components/conftest.py")._penguin_nodes
+    module = tmp_path / "penguin_trainer.py"
+    module.write_text(sibling("components/test_trainer.py").TRAINER_MODULE)
+    results = {}
+    for name, runner in (("local", LocalRunner), ("ray", RayRunner)):
+        (tmp_path / name).mkdir()
+        example_gen, transform = penguin_nodes(tmp_path / name)
+        trainer = Trainer(
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            module_file=str(module),
+        )
+        pipeline = make(tmp_path / name, "penguin", [example_gen, transform, trainer])
+        result = runner(display="none").run(pipeline)
+        assert result.ok, result.message
+        results[name] = recorded(pipeline, result.run_id)
+    assert results["ray"] == results["local"]
+
+
+def sibling(path: str) -> ModuleType:
+    """A module of the test suite by its path under tests/ (the penguin fixtures' helpers)."""
+    file = Path(__file__).resolve().parents[1] / path
+    spec = importlib.util.spec_from_file_location(f"_ray_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ray_runner_refuses_local_stores_on_a_multi_node_cluster(tmp_path, monkeypatch):
+    monkeypatch.setattr(RayRunner, "cluster_nodes", lambda self: 3)
+    pipeline = small(tmp_path)
+    with pytest.raises(ConveyorError) as refused:
+        RayRunner("auto", display="none").run(pipeline)
+    message = str(refused.value)
+    assert "3 nodes" in message and "--metadata-url postgresql://" in message
+    assert "--root s3://" in message and "--shared-root" in message
+    assert not (tmp_path / "root").exists()
+
+
+def test_ray_runner_runs_shared_stores_on_a_multi_node_cluster(tmp_path, monkeypatch, postgres_url):
+    monkeypatch.setattr(RayRunner, "cluster_nodes", lambda self: 3)
+    pipeline = small(tmp_path, name=f"ray-shared-{time.time_ns()}", metadata_url=postgres_url)
+    with pytest.raises(ConveyorError, match="local folder") as refused:
+        RayRunner(display="none").run(pipeline)
+    assert "SQLite" not in str(refused.value)
+    assert RayRunner(shared_root=True, display="none").run(pipeline).ok
+
+
+def test_ray_runner_checks_its_parameters():
+    with pytest.raises(PipelineDefinitionError, match="'gpus'"):
+        RayRunner(resources_per_node={"gpus": 1})
+    with pytest.raises(ConveyorError, match="'address'"):
+        RayRunner(address="")
+    with pytest.raises(PipelineDefinitionError, match="num_cpus must be a number"):
+        Gen().with_options(resources={"num_cpus": -1})
+
+
+def test_ray_runner_honours_node_resources(tmp_path):
+    gen = Gen()
+    big = Train(examples=gen.outputs["examples"]).with_options(resources={"num_cpus": 2})
+    result = RayRunner(resources_per_node={"memory": 1e6}, display="none").run(
+        make(tmp_path, "resources", [gen, big])
+    )
+    assert result.ok, result.message
+
+
+CLI_PIPELINE = """
+import json
+from pathlib import Path
+
+from conveyor import Output, Param, Pipeline, component
+from conveyor.types import Examples
+
+
+@component
+def Hello(examples: Output[Examples], n: Param[int] = 2):
+    Path(examples.uri, "data.json").write_text(json.dumps(list(range(n))))
+    examples.properties["rows"] = n
+
+
+pipeline = Pipeline("cli-ray", [Hello()])
+"""
+
+
+def ray_processes() -> set[int]:
+    """Processes of Ray's (its GCS server, raylets and workers) on this machine."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    words = ("gcs_server", "raylet", "ray::", "default_worker.py")
+    return {int(line.split()[0]) for line in out.splitlines() if any(w in line for w in words)}
+
+
+def test_conveyor_run_with_the_ray_runner_leaves_no_ray_processes(tmp_path):
+    (tmp_path / "pipeline.py").write_text(CLI_PIPELINE)
+    before = ray_processes()
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    conveyor = str(Path(sys.executable).with_name("conveyor"))
+    command = [conveyor, "run", str(tmp_path / "pipeline.py")]
+    url = f"sqlite:///{tmp_path / 'md.db'}"
+    command += ["--runner", "ray", "--root", str(tmp_path / "root"), "--metadata-url", url]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    store = MetadataStore(url)
+    try:
+        assert [e.state for e in store.executions(pipeline="cli-ray")] == ["COMPLETE"]
+    finally:
+        store.close()
+    deadline = time.time() + 20
+    while ray_processes() - before and time.time() < deadline:
+        time.sleep(0.5)
+    assert not ray_processes() - before
