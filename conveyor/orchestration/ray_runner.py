@@ -139,9 +139,21 @@ class RayPool:
         requests = {"num_cpus": 1.0, **self.resources, **prepared.node.resources}
         if "memory" in requests:
             requests["memory"] = int(requests["memory"])
+        self._check_feasible(prepared.node.id, requests)
         task = self.remote.options(name=f"conveyor-{prepared.node.id}", max_retries=0, **requests)
         payload = pickle_execution(prepared)
         self.tasks[task.remote(payload, prepared.log_path, prepared.result_path)] = prepared
+
+    def _check_feasible(self, node_id: str, requests: Mapping[str, float]) -> None:
+        """Fail at once a request the whole cluster cannot meet; Ray would wait forever."""
+        total = self.ray.cluster_resources()
+        for name, key in (("num_cpus", "CPU"), ("num_gpus", "GPU"), ("memory", "memory")):
+            if requests.get(name, 0) > total.get(key, 0):
+                raise ExecutionError(
+                    f"{node_id} requests {name}={requests[name]:g} but the Ray cluster has "
+                    f"{total.get(key, 0):g} in all. Lower the node's resources (with_options("
+                    "resources=...) or resources_per_node), or add nodes that have them."
+                )
 
     def wait(self, timeout: float) -> list[Ended]:
         if not self.tasks:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -213,10 +214,42 @@ def test_ray_runner_checks_its_parameters():
 def test_ray_runner_honours_node_resources(tmp_path):
     gen = Gen()
     big = Train(examples=gen.outputs["examples"]).with_options(resources={"num_cpus": 2})
+    gpu = Train(examples=gen.outputs["examples"]).with_id("OnGpu")
+    gpu.with_options(resources={"num_gpus": 1})
     result = RayRunner(resources_per_node={"memory": 1e6}, display="none").run(
-        make(tmp_path, "resources", [gen, big])
+        make(tmp_path, "resources", [gen, big, gpu])
     )
+    assert result["Train"].state == "COMPLETE"
+    # The instance has no GPU: the node fails at once instead of waiting forever.
+    assert result["OnGpu"].state == "FAILED"
+    assert "requests num_gpus=1 but the Ray cluster has 0" in result["OnGpu"].error
+
+
+@component
+def KillsItsWorker(examples: Input[Examples], model: Output[Model], counter: Param[str] = ""):
+    """Kills the Ray worker that runs it on its first call; completes on the next."""
+    path = Path(counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls == 1:
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(30)
+    model.properties["calls"] = calls
+
+
+def test_ray_runner_retries_a_node_whose_worker_died(tmp_path):
+    gen = Gen()
+    node = KillsItsWorker(examples=gen.outputs["examples"], counter=str(tmp_path / "calls"))
+    node.with_options(retries=1, retry_backoff=0)
+    result = RayRunner(display="none").run(make(tmp_path, "killed", [gen, node]))
     assert result.ok, result.message
+    assert result["KillsItsWorker"].attempts == 2
+    store = MetadataStore(f"sqlite:///{tmp_path / 'md.db'}")
+    try:
+        first = store.executions(run_id=result.run_id, states=["FAILED"])
+    finally:
+        store.close()
+    assert len(first) == 1 and "Ray task running KillsItsWorker was lost" in first[0].error
 
 
 CLI_PIPELINE = """
