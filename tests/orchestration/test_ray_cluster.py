@@ -1,0 +1,98 @@
+"""The Ray runner on a real two-node cluster (a head and a worker node, separate processes on
+loopback): shared stores required, and a node that dies under a task."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conveyor import Input, Output, Param, Pipeline, RayRunner, component
+from conveyor.types import ConveyorError, Examples, Model
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+
+@component
+def Gen(examples: Output[Examples]):
+    Path(examples.uri, "rows.txt").write_text("1\n2\n3\n")
+
+
+@component
+def Wide(examples: Input[Examples], model: Output[Model], started: Param[str] = ""):
+    """Says it started, then waits while a ``hold`` file lies beside ``started``."""
+    Path(started).write_text(str(os.getpid()))
+    deadline = time.time() + 60
+    while Path(started).with_name("hold").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    model.properties["rows"] = len(Path(examples.uri, "rows.txt").read_text().split())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    cluster = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    worker = cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    yield cluster, worker
+    cluster.shutdown()
+
+
+def pipeline(tmp_path: Path, name: str, metadata_url: str) -> Pipeline:
+    gen = Gen()
+    # Two CPUs: only the worker node has them.
+    wide = Wide(examples=gen.outputs["examples"], started=str(tmp_path / "started"))
+    wide.with_options(resources={"num_cpus": 2})
+    return Pipeline(name, [gen, wide], root=tmp_path / "root", metadata_url=metadata_url)
+
+
+def test_ray_cluster_refuses_a_local_sqlite_store(tmp_path, cluster):
+    with pytest.raises(ConveyorError, match="cluster of 2 nodes") as refused:
+        RayRunner(cluster[0].address, display="none").run(
+            pipeline(tmp_path, "local", f"sqlite:///{tmp_path / 'md.db'}")
+        )
+    assert "SQLite" in str(refused.value) and "local folder" in str(refused.value)
+
+
+def test_ray_cluster_runs_with_postgresql_and_a_shared_root(tmp_path, cluster, postgres_url):
+    result = RayRunner(cluster[0].address, shared_root=True, display="none").run(
+        pipeline(tmp_path, f"cluster-{time.time_ns()}", postgres_url)
+    )
+    assert result.ok, result.message
+    assert result["Wide"].outputs["model"][0].properties == {"rows": 3}
+
+
+def test_ray_cluster_losing_a_node_fails_resumably(tmp_path, cluster, postgres_url):
+    head, worker = cluster
+    (tmp_path / "hold").touch()
+    started = tmp_path / "started"
+
+    def kill_worker_node() -> None:
+        deadline = time.time() + 120
+        while not started.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        head.remove_node(worker)
+
+    killer = threading.Thread(target=kill_worker_node, daemon=True)
+    killer.start()
+    runs = pipeline(tmp_path, f"lost-{time.time_ns()}", postgres_url)
+    failed = RayRunner(head.address, shared_root=True, display="none").run(runs)
+    killer.join()
+    assert failed.status == "FAILED" and failed["Gen"].ok
+    assert "Ray task running Wide was lost" in failed["Wide"].error
+    assert "--resume" in failed.resume_command or "resume=" in failed.resume_command
+
+    head.add_node(num_cpus=2)
+    head.wait_for_nodes()
+    (tmp_path / "hold").unlink()
+    resumed = RayRunner(head.address, shared_root=True, display="none").run(
+        runs, resume=failed.run_id
+    )
+    assert resumed.ok, resumed.message
+    assert resumed["Gen"].resumed and resumed["Wide"].state == "COMPLETE"
