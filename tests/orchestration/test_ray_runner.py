@@ -296,3 +296,76 @@ def test_conveyor_run_with_the_ray_runner_leaves_no_ray_processes(tmp_path):
     while ray_processes() - before and time.time() < deadline:
         time.sleep(0.5)
     assert not ray_processes() - before
+
+
+HELD_PIPELINE = CLI_PIPELINE.replace(
+    'pipeline = Pipeline("cli-ray", [Hello()])',
+    """
+import os, time
+
+from conveyor import Input
+from conveyor.types import Model
+
+
+@component
+def Held(examples: Input[Examples], model: Output[Model], marker: Param[str] = ""):
+    Path(marker).write_text(str(os.getpid()))
+    while Path(marker).with_name("hold").exists():
+        time.sleep(0.1)
+
+
+hello = Hello()
+pipeline = Pipeline("cli-ray-held", [hello, Held(examples=hello.outputs["examples"],
+                    marker=str(Path(__file__).with_name("marker")))])
+""",
+)
+
+
+def test_conveyor_run_with_the_ray_runner_interrupted_stops_its_task(tmp_path):
+    (tmp_path / "pipeline.py").write_text(HELD_PIPELINE)
+    (tmp_path / "hold").touch()
+    before = ray_processes()
+    url = f"sqlite:///{tmp_path / 'md.db'}"
+    conveyor = str(Path(sys.executable).with_name("conveyor"))
+    command = [conveyor, "run", str(tmp_path / "pipeline.py"), "--runner", "ray"]
+    command += ["--metadata-url", url, "--root", str(tmp_path / "root")]
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    runner = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (tmp_path / "marker").exists():
+        assert time.time() < deadline and runner.poll() is None, "the task never started"
+        time.sleep(0.1)
+    task_pid = int((tmp_path / "marker").read_text())
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode != 0 and "--runner ray" in err and "--resume" in err
+    store = MetadataStore(url)
+    try:
+        [held] = store.executions(node_id="Held")
+    finally:
+        store.close()
+    assert held.state == "FAILED" and "interrupted" in held.error
+    deadline = time.time() + 20
+    while (Path(f"/proc/{task_pid}").exists() or ray_processes() - before) and (
+        time.time() < deadline
+    ):
+        time.sleep(0.5)
+    assert not Path(f"/proc/{task_pid}").exists() and not ray_processes() - before
+
+
+def test_import_conveyor_does_not_import_ray():
+    code = "import sys, conveyor, conveyor.orchestration; conveyor.RayRunner; "
+    code += "print('ray' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_conveyor_run_ray_options_need_the_ray_runner(tmp_path):
+    (tmp_path / "pipeline.py").write_text(CLI_PIPELINE)
+    conveyor = str(Path(sys.executable).with_name("conveyor"))
+    command = [conveyor, "run", str(tmp_path / "pipeline.py"), "--ray-address", "auto"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "go with --runner ray" in done.stderr
