@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor import Input, Output, Param, Pipeline, RayRunner, component
+from conveyor import Input, LocalRunner, Output, Param, Pipeline, RayRunner, component
 from conveyor.types import ConveyorError, Examples, Model
 
 ray = pytest.importorskip("ray")
@@ -66,6 +66,25 @@ def test_ray_cluster_runs_with_postgresql_and_a_shared_root(tmp_path, cluster, p
     )
     assert result.ok, result.message
     assert result["Wide"].outputs["model"][0].properties == {"rows": 3}
+
+
+def test_ray_cluster_trains_the_penguins_as_the_local_runner_does(
+    tmp_path, cluster, postgres_url, penguin_training, recorded
+):
+    local = Pipeline(
+        "penguin", penguin_training(tmp_path / "local"), root=tmp_path / "local" / "root",
+        metadata_url=f"sqlite:///{tmp_path / 'md.db'}",
+    )  # fmt: skip
+    on_cluster = Pipeline(
+        f"penguin-{time.time_ns()}", penguin_training(tmp_path / "cluster"),
+        root=tmp_path / "cluster" / "root", metadata_url=postgres_url,
+    )  # fmt: skip
+    by_local = LocalRunner(display="none").run(local)
+    by_cluster = RayRunner(cluster[0].address, shared_root=True, display="none").run(on_cluster)
+    assert by_cluster.ok, by_cluster.message
+    assert recorded(postgres_url, by_cluster.run_id) == recorded(
+        local.metadata_url, by_local.run_id
+    )
 
 
 def test_ray_cluster_losing_a_node_fails_resumably(tmp_path, cluster, postgres_url):

@@ -3,7 +3,6 @@ execution a task on a Ray instance started on loopback by these tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -11,12 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from conveyor import Input, LocalRunner, Output, Param, Pipeline, RayRunner, component
-from conveyor.components import Trainer
 from conveyor.metadata import MetadataStore
 from conveyor.types import ConveyorError, Examples, Model, PipelineDefinitionError
 
@@ -79,23 +76,6 @@ def small(tmp_path: Path, name: str = "small", metadata_url: str | None = None) 
     return make(tmp_path, name, [gen, a, b], metadata_url)
 
 
-def recorded(pipeline: Pipeline, run_id: str) -> dict[str, tuple]:
-    """Per node: the execution's state and its outputs' types and properties."""
-    store = MetadataStore(pipeline.metadata_url)
-    try:
-        found = {}
-        for execution in store.executions(run_id=run_id):
-            ids = sorted(i for ids in execution.outputs.values() for i in ids)
-            outputs = sorted(
-                (a.type_name, json.dumps(a.properties, sort_keys=True))
-                for a in store.artifacts(artifact_ids=ids)
-            )
-            found[execution.node_id] = (execution.state, outputs)
-        return found
-    finally:
-        store.close()
-
-
 def without_pid(found: dict[str, tuple]) -> dict[str, tuple]:
     return {
         node: (state, [(t, json.dumps({**json.loads(p), "pid": 0})) for t, p in outputs])
@@ -105,14 +85,14 @@ def without_pid(found: dict[str, tuple]) -> dict[str, tuple]:
     }
 
 
-def test_ray_runner_records_what_the_local_runner_records(tmp_path):
+def test_ray_runner_records_what_the_local_runner_records(tmp_path, recorded):
     local = small(tmp_path / "local")
     on_ray = small(tmp_path / "ray")
     by_local = LocalRunner(display="none").run(local)
     by_ray = RayRunner(display="none").run(on_ray)
     assert by_ray.ok, by_ray.message
-    assert without_pid(recorded(on_ray, by_ray.run_id)) == without_pid(
-        recorded(local, by_local.run_id)
+    assert without_pid(recorded(on_ray.metadata_url, by_ray.run_id)) == without_pid(
+        recorded(local.metadata_url, by_local.run_id)
     )
     assert by_ray["TrainB"].outputs["model"][0].properties["weight"] == 12.0
     assert "generated rows 4" in Path(by_ray["Gen"].log_path).read_text()
@@ -146,40 +126,23 @@ def test_ray_runner_failed_run_resumes(tmp_path, capsys):
     assert resumed.ok and resumed["Gen"].resumed and resumed["Gate"].state == "COMPLETE"
 
 
-def test_ray_runner_with_postgresql_metadata(tmp_path, postgres_url):
+def test_ray_runner_with_postgresql_metadata(tmp_path, postgres_url, recorded):
     pipeline = small(tmp_path, name=f"ray-pg-{time.time_ns()}", metadata_url=postgres_url)
     result = RayRunner(display="none").run(pipeline)
     assert result.ok, result.message
-    assert {state for state, _ in recorded(pipeline, result.run_id).values()} == {"COMPLETE"}
+    found = recorded(pipeline.metadata_url, result.run_id)
+    assert {state for state, _ in found.values()} == {"COMPLETE"}
 
 
-def test_ray_runner_on_penguin_data_transform_and_trainer(tmp_path):
-    penguin_nodes = sibling("components/conftest.py")._penguin_nodes
-    module = tmp_path / "penguin_trainer.py"
-    module.write_text(sibling("components/test_trainer.py").TRAINER_MODULE)
+def test_ray_runner_on_penguin_data_transform_and_trainer(tmp_path, penguin_training, recorded):
     results = {}
     for name, runner in (("local", LocalRunner), ("ray", RayRunner)):
-        (tmp_path / name).mkdir()
-        example_gen, transform = penguin_nodes(tmp_path / name)
-        trainer = Trainer(
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            module_file=str(module),
-        )
-        pipeline = make(tmp_path / name, "penguin", [example_gen, transform, trainer])
+        nodes = penguin_training(tmp_path / name)
+        pipeline = make(tmp_path / name, "penguin", nodes)
         result = runner(display="none").run(pipeline)
         assert result.ok, result.message
-        results[name] = recorded(pipeline, result.run_id)
+        results[name] = recorded(pipeline.metadata_url, result.run_id)
     assert results["ray"] == results["local"]
-
-
-def sibling(path: str) -> ModuleType:
-    """A module of the test suite by its path under tests/ (the penguin fixtures' helpers)."""
-    file = Path(__file__).resolve().parents[1] / path
-    spec = importlib.util.spec_from_file_location(f"_ray_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_ray_runner_refuses_local_stores_on_a_multi_node_cluster(tmp_path, monkeypatch):
