@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -208,7 +207,8 @@ def _run(args: argparse.Namespace) -> int:
 
     run_id = args.resume or new_run_id()
     hint = resume_command(path, run_id, metadata_url=args.metadata_url, root=root)
-    result = _runner(args).run(
+    runner = _runner(args)
+    result = runner.run(
         pipeline,
         enable_cache=False if args.no_cache else None,
         from_node=args.from_node,
@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         only=args.only,
         resume=args.resume,
         run_id=run_id,
-        resume_hint=hint + _runner_words(args),
+        resume_hint=hint + runner.cli_options(),
     )
     return 0 if result.ok else 1
 
@@ -231,18 +231,6 @@ def _runner(args: argparse.Namespace) -> Any:
     if args.ray_address or args.shared_root:
         raise ConveyorError("--ray-address and --shared-root go with --runner ray.")
     return LocalRunner(args.max_workers)
-
-
-def _runner_words(args: argparse.Namespace) -> str:
-    """The runner options a resume command repeats."""
-    if args.runner != "ray":
-        return ""
-    words = ["--runner", "ray"]
-    if args.ray_address:
-        words += ["--ray-address", args.ray_address]
-    if args.shared_root:
-        words.append("--shared-root")
-    return " " + " ".join(shlex.quote(w) for w in words)
 
 
 # ---------------------------------------------------------------------- reading

@@ -124,10 +124,14 @@ class LocalRunner:
             with self._pool(pipeline) as pool:
                 state = _RunLoop(self, pipeline, store, run_id, selected, enable_cache, pool)
                 state.prepare(resume)
-                command = resume_hint or _resume_command(pipeline, run_id)
+                command = resume_hint or _resume_command(pipeline, run_id, self)
                 return state.execute(command)
         finally:
             store.close()
+
+    def cli_options(self) -> str:
+        """The ``conveyor run`` options that choose this runner, for resume commands."""
+        return ""
 
     @contextmanager
     def _pool(self, pipeline: Pipeline) -> Iterator[ExecutionPool]:
@@ -339,10 +343,11 @@ class _RunLoop:
                          resume_command if failed else None, message)  # fmt: skip
 
 
-def _resume_command(pipeline: Pipeline, run_id: str) -> str:
+def _resume_command(pipeline: Pipeline, run_id: str, runner: LocalRunner) -> str:
     if pipeline.source_file:
-        return f"conveyor run {shlex.quote(pipeline.source_file)} --resume {run_id}"
-    return f"LocalRunner().run(pipeline, resume={run_id!r})"
+        command = f"conveyor run {shlex.quote(pipeline.source_file)} --resume {run_id}"
+        return command + runner.cli_options()
+    return f"{type(runner).__name__}().run(pipeline, resume={run_id!r})"
 
 
 def _trigger() -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
+import shlex
 import sys
 import sysconfig
 from collections.abc import Iterator, Mapping
@@ -33,9 +33,10 @@ __all__ = ["RayRunner"]
 class RayRunner(LocalRunner):
     """Runs a pipeline with each node's execution as a Ray task.
 
-    ``address``: None starts a local Ray instance for the run (or uses the one this process
-    already joined); ``"auto"`` joins the cluster started on this machine with ``ray
-    start``; ``"ray://HOST:10001"`` connects through Ray Client. ``resources_per_node``
+    ``address``: None starts a local Ray instance for the run and stops it after;
+    ``"auto"`` joins the cluster started on this machine with ``ray start``;
+    ``"ray://HOST:10001"`` connects through Ray Client. A process that has already called
+    ``ray.init()`` keeps that connection, whatever ``address`` says. ``resources_per_node``
     is what each execution requests (``num_cpus``, ``num_gpus``, ``memory`` in bytes)
     unless its node says otherwise with ``node.with_options(resources=...)``.
 
@@ -77,6 +78,14 @@ class RayRunner(LocalRunner):
             "The 'resources_per_node' parameter of RayRunner", resources_per_node or {}
         )
         self.shared_root = shared_root
+
+    def cli_options(self) -> str:
+        words = ["--runner", "ray"]
+        if self.address:
+            words += ["--ray-address", self.address]
+        if self.shared_root:
+            words.append("--shared-root")
+        return " " + " ".join(shlex.quote(w) for w in words)
 
     @contextmanager
     def _pool(self, pipeline: Pipeline) -> Iterator[ExecutionPool]:
@@ -207,7 +216,6 @@ def execute_in_worker(payload: bytes, log_path: str, result_path: str) -> dict[s
         "exitcode": process.exitcode,
         "result": _read(result_path),
         "log": _read(log_path),
-        "host": socket.gethostname(),
     }
 
 

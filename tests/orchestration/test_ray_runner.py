@@ -119,7 +119,8 @@ def test_ray_runner_failed_run_resumes(tmp_path, capsys):
     pipeline = make(tmp_path, "resume", [gen, gate])
     failed = RayRunner(display="none").run(pipeline)
     assert failed.status == "FAILED"
-    assert "flag file" in failed["Gate"].error and "Resume with" in failed.message
+    assert "flag file" in failed["Gate"].error
+    assert f"--resume {failed.run_id} --runner ray" in failed.message
     assert "RuntimeError: flag file" in Path(failed["Gate"].log_path).read_text()
     flag.write_text("ok")
     resumed = RayRunner(display="none").run(pipeline, resume=failed.run_id)
