@@ -127,7 +127,8 @@ class RayRunner(LocalRunner):
             raise ConveyorError(
                 f"Pipeline {pipeline.name} cannot run on this Ray cluster of {nodes} nodes: "
                 + "; and ".join(problems)
-                + ". Every node's tasks read and write them."
+                + ". Tasks on every node read and write the artifacts, and a run on a "
+                "cluster keeps its record where every machine can read it and resume it."
             )
 
 
