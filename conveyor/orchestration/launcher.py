@@ -4,8 +4,11 @@ publish it when its process ends. Runners decide *where* and *when* it runs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import posixpath
 import shutil
 import signal
 import time
@@ -18,7 +21,11 @@ from conveyor.dsl import Importer, Node, Pipeline, Resolver
 from conveyor.metadata import MetadataStore
 from conveyor.orchestration.fingerprint import cache_key, jsonable
 from conveyor.orchestration.results import NodeResult
+from conveyor.orchestration.staging import is_remote, upload_file
+from conveyor.settings import conveyor_home
 from conveyor.types import Artifact, ResolutionError
+
+logger = logging.getLogger(__name__)
 
 Available = Mapping[str, Mapping[str, list[Artifact]]]
 
@@ -51,7 +58,8 @@ class Launcher:
         self.pipeline = pipeline
         self.run_id = run_id
         self.enable_cache = enable_cache
-        self.system_dir = Path(pipeline.root) / ".system"
+        self.remote_root = is_remote(str(pipeline.root))
+        self.system_dir = system_dir(pipeline)
 
     def use_cache(self, node: Node) -> bool:
         if self.enable_cache is False:
@@ -170,7 +178,8 @@ class Launcher:
         kwargs = _input_kwargs(node, inputs)
         logs = self.system_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        root = self.pipeline.root
+        root = str(self.pipeline.root)
+        join = posixpath.join if self.remote_root else os.path.join
         execution_id, outputs = self.store.start_execution(
             pipeline=self.pipeline.name,
             run_id=self.run_id,
@@ -180,10 +189,12 @@ class Launcher:
             cache_key=key,
             inputs=inputs,
             outputs={k: ch.artifact_type for k, ch in node.outputs.items()},
-            output_uri=lambda out_key, eid: os.path.join(root, node.id, out_key, str(eid)),
-            log_uri=lambda eid: str(logs / f"{node.id}.{eid}.log"),
+            output_uri=lambda out_key, eid: join(root, node.id, out_key, str(eid)),
+            log_uri=lambda eid: self._log_uri(logs, f"{node.id}.{eid}.log"),
         )
         for artifact in outputs.values():
+            if self.remote_root:
+                continue  # the execution's process uploads it when the component returns
             path = Path(artifact.uri)
             if path.exists():  # left by an older store that reused this id
                 shutil.rmtree(path)
@@ -201,8 +212,24 @@ class Launcher:
             attempt=attempt,
         )
 
+    def _log_uri(self, logs: Path, name: str) -> str:
+        if self.remote_root:
+            return posixpath.join(str(self.pipeline.root), ".system", "logs", name)
+        return str(logs / name)
+
+    def _upload_log(self, prepared: PreparedExecution) -> None:
+        """With a remote root, the log goes beside the artifacts, where the store says."""
+        if not self.remote_root or not os.path.exists(prepared.log_path):
+            return
+        name = os.path.basename(prepared.log_path)
+        try:
+            upload_file(prepared.log_path, self._log_uri(self.system_dir, name))
+        except Exception as exc:  # the run's outcome stands; only its log is not shared
+            logger.warning("Could not upload the log %s: %s", prepared.log_path, exc)
+
     def finish(self, prepared: PreparedExecution, exitcode: int | None) -> NodeResult:
         """Publish the outputs of a finished process, or record why it failed."""
+        self._upload_log(prepared)
         result = _read_result(prepared.result_path)
         node = prepared.node
         done = NodeResult(
@@ -231,6 +258,7 @@ class Launcher:
         return done
 
     def fail(self, prepared: PreparedExecution, error: str, *, state: str = "FAILED") -> NodeResult:
+        self._upload_log(prepared)
         self.store.fail_execution(prepared.execution_id, error, state=state)
         return NodeResult(
             prepared.node.id, state, prepared.execution_id, started_at=prepared.started_at,
@@ -243,6 +271,16 @@ class Launcher:
         if node.component is not None:
             props["code_fingerprint"] = node.component.source_fingerprint()
         return props
+
+
+def system_dir(pipeline: Pipeline) -> Path:
+    """Where the runner keeps a pipeline's logs and result files: ``{root}/.system``, or for
+    a remote root a folder on this machine (logs are uploaded to ``{root}/.system/logs``)."""
+    root = str(pipeline.root)
+    if not is_remote(root):
+        return Path(root) / ".system"
+    digest = hashlib.sha256(root.encode()).hexdigest()[:16]
+    return conveyor_home() / "runs" / f"{pipeline.name}-{digest}" / ".system"
 
 
 def _input_kwargs(node: Node, inputs: dict[str, list[Artifact]]) -> dict[str, Any]:

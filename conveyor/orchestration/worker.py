@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from conveyor.orchestration.staging import Staging
 from conveyor.types import Artifact
 
 
@@ -27,7 +28,19 @@ def run_component(
     outputs: Mapping[str, Artifact],
 ) -> dict[str, Any]:
     """Call the component and collect what it produced: output properties and the
-    (optional) dict it returned. Raises if either is not JSON-able."""
+    (optional) dict it returned. Raises if either is not JSON-able. Remote artifacts are
+    staged in local folders around the call (see :mod:`conveyor.orchestration.staging`)."""
+    staging = Staging(kwargs, outputs)
+    try:
+        result = _call(fn, staging.kwargs, outputs)
+        staging.publish()
+    except BaseException:
+        staging.discard()
+        raise
+    return result
+
+
+def _call(fn: Callable[..., Any], kwargs: Mapping[str, Any], outputs: Mapping[str, Artifact]):
     returned = fn(**kwargs)
     if returned is not None and not isinstance(returned, dict):
         raise TypeError(

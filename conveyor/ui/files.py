@@ -16,6 +16,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from conveyor.io.filesystems import split_uri
 from conveyor.types import ConveyorError
 
 __all__ = ["FileRefused", "confined_file", "list_files", "tail"]
@@ -80,13 +81,33 @@ def list_files(uri: str, limit: int = MAX_LISTED) -> dict[str, Any]:
 
 
 def tail(path: str | None, max_bytes: int = 8192) -> str | None:
-    """The last ``max_bytes`` of a local log file, or None when there is none."""
-    if not path or "://" in path or not os.path.isfile(path):
+    """The last ``max_bytes`` of a log file (local, or beside a remote pipeline root's
+    artifacts), or None when there is none."""
+    if not path:
         return None
-    with open(path, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - max_bytes))
-        text = handle.read().decode("utf-8", errors="replace")
+    if "://" in path:
+        data, size = _remote_tail(path, max_bytes)
+        if data is None:
+            return None
+        text = data.decode("utf-8", errors="replace")
+    else:
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - max_bytes))
+            text = handle.read().decode("utf-8", errors="replace")
     if size > max_bytes:
         text = "…" + text.split("\n", 1)[-1]
     return text
+
+
+def _remote_tail(uri: str, max_bytes: int) -> tuple[bytes | None, int]:
+    try:
+        fs, path = split_uri(uri)
+        size = fs.size(path)
+        with fs.open(path, "rb") as handle:
+            handle.seek(max(0, size - max_bytes))
+            return handle.read(), size
+    except Exception:  # not there (yet), or the store is unreachable: no tail to show
+        return None, 0

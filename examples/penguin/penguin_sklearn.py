@@ -1,9 +1,10 @@
 """The penguin Trainer module for scikit-learn: TFX's ``penguin_utils_sklearn.py`` ported.
 
 TFX's ``run_fn`` (an MLPClassifier in a StandardScaler pipeline, Apache License 2.0) with
-only its imports and its data reading changed, and the model saved as a bundle instead of a
-pickle (the README's "Train" section lists every change). It trains on the transformed
-examples, so the bundle also carries the transform and predicts from raw rows.
+only its imports and its data reading changed, a fixed seed, and the model saved as a
+bundle instead of a pickle (the README's "Train" section lists every change). It trains on
+the transformed examples, so the bundle also carries the transform and predicts from raw
+rows.
 
     trainer = Trainer(examples=transform.outputs["transformed_examples"],
                       transform_graph=transform.outputs["transform_graph"],
@@ -77,6 +78,7 @@ def run_fn(fn_args: FnArgs):
         learning_rate_init=0.0005,
         max_iter=int(fn_args.train_steps / steps_per_epoch),
         verbose=True,
+        random_state=0,  # the same data trains the same model, on any runner
     )
 
     # Create a pipeline that standardizes the input data before passing it to an

@@ -102,7 +102,7 @@ def create_pipeline(
         )
     if module_file is not None and several:
         raise ConveyorError("module_file replaces the Trainer module of one framework only.")
-    destination = Path(push_destination or _default_destination(name, root))
+    destination = str(push_destination or _default_destination(name, root))  # or a URI
 
     example_gen = CsvExampleGen(input_base=str(LABELLED))
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
@@ -129,9 +129,8 @@ def create_pipeline(
             train_args=TRAINERS[each][1],
         )
         trainer.add_upstream(example_validator)  # train only on data that passed validation
-        trained = [trainer, *_evaluate_and_ship(
-            trainer, example_gen, unlabelled_gen, destination / each if several else destination
-        )]  # fmt: skip
+        push_to = f"{destination.rstrip('/')}/{each}" if several else destination
+        trained = [trainer, *_evaluate_and_ship(trainer, example_gen, unlabelled_gen, push_to)]
         if several:
             for node in trained:
                 node.with_id(f"{node.id}.{each}")
@@ -139,7 +138,7 @@ def create_pipeline(
     return Pipeline(name, nodes, root=root, metadata_url=metadata_url)
 
 
-def _evaluate_and_ship(trainer, example_gen, unlabelled_gen, destination: Path) -> list:
+def _evaluate_and_ship(trainer, example_gen, unlabelled_gen, destination: str) -> list:
     """(latest blessed model) → Evaluator, InfraValidator → Pusher, BulkInferrer."""
     latest_blessed = Resolver(
         LatestBlessedModel, model=trainer.outputs["model"], model_blessing=ModelBlessing
@@ -171,12 +170,12 @@ def _evaluate_and_ship(trainer, example_gen, unlabelled_gen, destination: Path) 
     return [latest_blessed, evaluator, infra_validator, pusher, bulk_inferrer]
 
 
-def _default_destination(name: str, root: str | Path | None) -> Path:
+def _default_destination(name: str, root: str | Path | None) -> str:
     if os.environ.get("PUSH_DESTINATION"):
-        return Path(os.environ["PUSH_DESTINATION"])
+        return os.environ["PUSH_DESTINATION"]
     if root is not None:
-        return Path(root) / "serving_model"
-    return conveyor_home() / "serving_model" / name
+        return f"{str(root).rstrip('/')}/serving_model"
+    return str(conveyor_home() / "serving_model" / name)
 
 
 def _frameworks_from_environment() -> str | list[str]:

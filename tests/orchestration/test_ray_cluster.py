@@ -3,6 +3,7 @@ loopback): shared stores required, and a node that dies under a task."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -33,7 +34,21 @@ def Wide(examples: Input[Examples], model: Output[Model], started: Param[str] = 
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def penguin_pipeline():
+    """examples/penguin/pipeline.py, the README's main job."""
+    import importlib.util
+
+    file = Path(__file__).resolve().parents[2] / "examples" / "penguin" / "pipeline.py"
+    spec = importlib.util.spec_from_file_location("_penguin_pipeline_on_ray", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_endpoint):
+    """A head and a worker node; both see the S3 endpoint (its settings are in the
+    environment they start with)."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     cluster = cluster_utils.Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
@@ -68,23 +83,56 @@ def test_ray_cluster_runs_with_postgresql_and_a_shared_root(tmp_path, cluster, p
     assert result["Wide"].outputs["model"][0].properties == {"rows": 3}
 
 
-def test_ray_cluster_trains_the_penguins_as_the_local_runner_does(
-    tmp_path, cluster, postgres_url, penguin_training, recorded
+def test_ray_cluster_runs_the_penguin_pipeline_into_a_bucket_as_the_local_runner_does(
+    tmp_path, cluster, postgres_url, penguin_pipeline
 ):
-    local = Pipeline(
-        "penguin", penguin_training(tmp_path / "local"), root=tmp_path / "local" / "root",
-        metadata_url=f"sqlite:///{tmp_path / 'md.db'}",
+    """The README's main job on the cluster, metadata in PostgreSQL and every artifact in
+    the S3 bucket, gives the statistics, transform constants and evaluation metrics the
+    local runner gives with a local root and SQLite."""
+    import s3fs
+
+    local = penguin_pipeline.create_pipeline(
+        root=tmp_path / "local", metadata_url=f"sqlite:///{tmp_path / 'md.db'}",
+        push_destination=tmp_path / "local-push",
     )  # fmt: skip
-    on_cluster = Pipeline(
-        f"penguin-{time.time_ns()}", penguin_training(tmp_path / "cluster"),
-        root=tmp_path / "cluster" / "root", metadata_url=postgres_url,
+    bucket = f"s3://conveyor/cluster-{time.time_ns()}"
+    on_cluster = penguin_pipeline.create_pipeline(
+        name=f"penguin-{time.time_ns()}", root=f"{bucket}/root", metadata_url=postgres_url,
+        push_destination=f"{bucket}/push",
     )  # fmt: skip
     by_local = LocalRunner(display="none").run(local)
-    by_cluster = RayRunner(cluster[0].address, shared_root=True, display="none").run(on_cluster)
+    by_cluster = RayRunner(cluster[0].address, display="none").run(on_cluster)
+    assert by_local.ok, by_local.message
     assert by_cluster.ok, by_cluster.message
-    assert recorded(postgres_url, by_cluster.run_id) == recorded(
-        local.metadata_url, by_local.run_id
-    )
+    assert {i: n.state for i, n in by_cluster.nodes.items()} == {
+        i: n.state for i, n in by_local.nodes.items()
+    }
+    fs = s3fs.S3FileSystem()
+    for node in by_cluster.nodes.values():
+        for artifact in (a for found in node.outputs.values() for a in found):
+            assert artifact.uri.startswith(f"{bucket}/root/{node.node_id}/"), artifact.uri
+    assert fs.find(f"{bucket}/push")  # the blessed model was pushed to the bucket
+    assert _outcome(by_cluster) == _outcome(by_local)
+
+
+def _outcome(result) -> dict:
+    """What the run found: statistics, fitted transform constants, evaluation metrics."""
+    from conveyor.evaluation import load_evaluation
+    from conveyor.orchestration.staging import local_copy
+
+    def uri(node_id: str, key: str) -> str:
+        found = result[node_id].outputs[key][0].uri
+        return str(local_copy(found)) if "://" in found else found
+
+    statistics = {
+        split.name: split.read_bytes()
+        for split in sorted(Path(uri("StatisticsGen", "statistics")).glob("Split-*/*.pb"))
+    }
+    graph = json.loads(next(Path(uri("Transform", "transform_graph")).rglob("*.json")).read_text())
+    evaluation = load_evaluation(uri("Evaluator", "evaluation"))
+    metrics = {key: evaluation.metrics(key) for key in evaluation.slices()}
+    return {"statistics": statistics, "constants": graph["values"], "metrics": metrics,
+            "blessed": evaluation.blessed}  # fmt: skip
 
 
 def test_ray_cluster_losing_a_node_fails_resumably(tmp_path, cluster, postgres_url):
