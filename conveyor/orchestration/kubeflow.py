@@ -97,6 +97,7 @@ def _pipeline_function(
             task.set_caching_options(False)  # the metadata store caches; KFP must not
             if node.retries:
                 task.set_retry(node.retries, backoff_duration=f"{int(node.retry_backoff)}s")
+            _request_resources(task, node.resources)
             for up in node.upstream_nodes:
                 task.after(tasks[up.id])
             tasks[node.id] = task
@@ -106,6 +107,24 @@ def _pipeline_function(
     # `from __future__ import annotations` leaves.
     kfp_pipeline.__annotations__ = dict.fromkeys(("metadata_url", "pipeline_root"), str)
     return kfp_pipeline
+
+
+def _request_resources(task: Any, resources: dict[str, float]) -> None:
+    """The node's ``resources`` as the pod's requests: CPUs (in millicores), memory (bytes)
+    and NVIDIA GPUs (a whole number, as a limit: Kubernetes has no GPU requests)."""
+    if "num_cpus" in resources:
+        task.set_cpu_request(f"{round(resources['num_cpus'] * 1000)}m")
+    if "memory" in resources:
+        task.set_memory_request(str(int(resources["memory"])))
+    gpus = resources.get("num_gpus", 0)
+    if gpus:
+        if gpus != int(gpus):
+            raise ConveyorError(
+                f"Kubernetes gives a pod whole GPUs, but a node asks for num_gpus={gpus:g}. "
+                "Ask for a whole number in with_options(resources=...)."
+            )
+        task.set_accelerator_type("nvidia.com/gpu")
+        task.set_accelerator_limit(int(gpus))
 
 
 def _step(kfp_dsl: Any, node: Node, image: str, source: str) -> Any:

@@ -115,3 +115,41 @@ def test_compile_kfp_without_the_sdk_says_how_to_install_it(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "kfp", None)
     with pytest.raises(ConveyorError, match=r"pip install 'conveyor\[kfp\]'"):
         compile_kfp(load_pipeline(PENGUIN), tmp_path / "p.yaml")
+
+
+def test_compile_kfp_requests_the_nodes_resources(tmp_path):
+    from conveyor import Output, Pipeline, component
+    from conveyor.types import Model
+
+    @component
+    def Train(model: Output[Model]):
+        pass
+
+    heavy = (
+        Train()
+        .with_id("Heavy")
+        .with_options(resources={"num_cpus": 2.5, "memory": 2**30, "num_gpus": 1})
+    )
+    plain = Train().with_id("Plain")
+    pipeline = Pipeline("sized", [heavy, plain], root=tmp_path / "root")
+    out = compile_kfp(pipeline, tmp_path / "sized.yaml", source="/app/sized.py")
+    from google.protobuf.json_format import MessageToDict
+
+    spec = MessageToDict(kfp_components.load_component_from_file(out).pipeline_spec)
+    containers = {
+        task["taskInfo"]["name"]: spec["deploymentSpec"]["executors"][
+            spec["components"][task["componentRef"]["name"]]["executorLabel"]
+        ]["container"]
+        for task in spec["root"]["dag"]["tasks"].values()
+    }
+    resources = containers["Heavy"]["resources"]
+    assert resources["resourceCpuRequest"] == "2500m"
+    assert resources["resourceMemoryRequest"] == str(2**30)
+    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert resources["accelerator"]["resourceCount"] == "1"
+    assert "resources" not in containers["Plain"]
+
+    half = Train().with_id("Half").with_options(resources={"num_gpus": 0.5})
+    with pytest.raises(ConveyorError, match="whole GPUs"):
+        compile_kfp(Pipeline("half", [half], root=tmp_path / "r"), tmp_path / "h.yaml",
+                    source="/app/h.py")  # fmt: skip
