@@ -260,7 +260,8 @@ def _start_or_join(ray: ModuleType, address: str | None) -> None:
     if address is None:  # a local instance stays on loopback with this set
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        # "local": a new instance, even where `ray start` left a cluster Ray would join
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     except Exception as exc:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         raise ConveyorError(
