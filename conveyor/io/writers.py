@@ -220,9 +220,14 @@ class ExamplesWriter:
 
     def properties(self) -> dict[str, Any]:
         """What the Examples artifact records about what was written."""
-        return {
-            "split_names": list(self.counts),
-            "payload_format": PAYLOAD_FORMATS[self.output_format],
-            "num_examples": dict(self.counts),
-            **{f"{name}_num_examples": n for name, n in self.counts.items()},
-        }
+        return examples_properties(self.counts, self.output_format)
+
+
+def examples_properties(counts: dict[str, int], output_format: str = "parquet") -> dict[str, Any]:
+    """What an Examples artifact records about its splits: names, payload format, rows."""
+    return {
+        "split_names": list(counts),
+        "payload_format": PAYLOAD_FORMATS[output_format],
+        "num_examples": dict(counts),
+        **{f"{name}_num_examples": n for name, n in counts.items()},
+    }

@@ -9,72 +9,99 @@ from other machines.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from conveyor.io.parallel import accumulate_in_threads, default_threads
-from conveyor.transform.graph import Graph, Node
+from conveyor.transform.graph import Graph
 from conveyor.transform.interpreter import evaluate
 from conveyor.transform.registry import REGISTRY
 
 logger = logging.getLogger(__name__)
 
-Batches = Callable[[], Iterable[pa.RecordBatch]]
+Batches = Callable[[list[str]], Iterable[pa.RecordBatch]]  # columns -> a fresh pass
 
 
-def fit_analyzers(
-    graph: Graph,
-    batches: Batches,
-    *,
-    threads: int | None = None,
-    first_pass: Callable[[pa.RecordBatch], None] | None = None,
-) -> int:
-    """Fit every analyzer of ``graph`` in place; ``batches()`` gives a fresh pass over the
-    data each time it is called, and ``first_pass`` sees every batch of the first pass.
-    Returns the number of passes."""
+@dataclass
+class Partial:
+    """What one share of a pass found: the ready analyzers' accumulators by node id, and
+    the null count of each read column. Picklable, so a share may come from another
+    process or machine."""
+
+    accs: dict[int, Any]
+    nulls: dict[str, int]
+
+
+RunPass = Callable[[Graph, list[int], list[str]], Partial]
+"""One pass over the data: ``(graph, ready analyzer ids, columns)`` -> the merged partial."""
+
+
+def new_partial(graph: Graph, ready: list[int], columns: list[str]) -> Partial:
+    accs = {i: REGISTRY.get_analyzer(graph.node(i).op).create(graph.node(i).attrs) for i in ready}
+    return Partial(accs, dict.fromkeys(columns, 0))
+
+
+def add_batch(graph: Graph, ready: list[int], partial: Partial, batch: Any) -> None:
+    """Add one record batch (or table) to ``partial``."""
+    nodes = [graph.node(i) for i in ready]
+    values = evaluate(graph, batch, sorted({i for node in nodes for i in node.inputs}))
+    for node in nodes:
+        columns = [values[i] for i in node.inputs]
+        analyzer = REGISTRY.get_analyzer(node.op)
+        partial.accs[node.id] = analyzer.add(partial.accs[node.id], columns, node.attrs)
+    for name in partial.nulls:
+        partial.nulls[name] += batch.column(name).null_count
+
+
+def merge_partials(graph: Graph, ready: list[int], into: Partial, other: Partial) -> Partial:
+    """Fold ``other`` into ``into`` with each analyzer's ``merge``; returns ``into``."""
+    for node_id in ready:
+        node = graph.node(node_id)
+        analyzer = REGISTRY.get_analyzer(node.op)
+        into.accs[node_id] = analyzer.merge(into.accs[node_id], other.accs[node_id], node.attrs)
+    for name, count in other.nulls.items():
+        into.nulls[name] += count
+    return into
+
+
+def threaded_pass(
+    batches: Callable[[list[str]], Iterable[pa.RecordBatch]], threads: int
+) -> RunPass:
+    """A pass over ``batches(columns)`` on ``threads`` threads, each into its own partial,
+    merged at the end."""
+
+    def run(graph: Graph, ready: list[int], columns: list[str]) -> Partial:
+        parts = [new_partial(graph, ready, columns) for _ in range(threads)]
+        add = functools.partial(add_batch, graph, ready)
+        accumulate_in_threads(batches(columns), parts, add, name="transform-fit")
+        return functools.reduce(functools.partial(merge_partials, graph, ready), parts)
+
+    return run
+
+
+def fit_analyzers(graph: Graph, run_pass: RunPass, columns: list[str]) -> dict[str, int]:
+    """Fit every analyzer of ``graph`` in place, one pass per phase; returns the null counts
+    of ``columns`` (from the first pass; a graph without analyzers still gets one pass)."""
+    nulls: dict[str, int] | None = None
     passes = 0
     while True:
         pending = [n for n in graph.analyzers if n.value is None]
-        if not pending:
-            return passes
-        ready = [n for n in pending if not graph.unfitted_below(n.id)]
-        threads = threads or default_threads()
-        observe = first_pass if passes == 0 else None
-        partials = _accumulate(graph, ready, batches(), threads, observe)
-        for node in ready:
-            node.value = REGISTRY.get_analyzer(node.op).extract(partials[node.id], node.attrs)
+        if not pending and nulls is not None:
+            return nulls
+        ready = [n.id for n in pending if not graph.unfitted_below(n.id)]
+        partial = run_pass(graph, ready, columns)
+        for node_id in ready:
+            node = graph.node(node_id)
+            node.value = REGISTRY.get_analyzer(node.op).extract(partial.accs[node_id], node.attrs)
+        nulls = partial.nulls if nulls is None else nulls
         passes += 1
-        logger.info("Fitted %d analyzer(s) in pass %d", len(ready), passes)
-
-
-def _accumulate(
-    graph: Graph,
-    ready: list[Node],
-    stream: Iterable[pa.RecordBatch],
-    threads: int,
-    observe: Callable[[pa.RecordBatch], None] | None,
-) -> dict[int, Any]:
-    roots = sorted({i for node in ready for i in node.inputs})
-    analyzers = {node.id: REGISTRY.get_analyzer(node.op) for node in ready}
-    parts = [
-        {node.id: analyzers[node.id].create(node.attrs) for node in ready} for _ in range(threads)
-    ]
-
-    def add(accs: dict[int, Any], batch: pa.RecordBatch) -> None:
-        values = evaluate(graph, batch, roots)
-        for node in ready:
-            columns = [values[i] for i in node.inputs]
-            accs[node.id] = analyzers[node.id].add(accs[node.id], columns, node.attrs)
-
-    accumulate_in_threads(stream, parts, add, name="transform-fit", observe=observe)
-    merged = parts[0]
-    for other in parts[1:]:
-        for node in ready:
-            merged[node.id] = analyzers[node.id].merge(merged[node.id], other[node.id], node.attrs)
-    return merged
+        if ready:
+            logger.info("Fitted %d analyzer(s) in pass %d", len(ready), passes)
 
 
 def fit(
@@ -85,11 +112,15 @@ def fit(
     split: str = "train",
     batch_size: int = 65536,
     threads: int | None = None,
+    run_pass: RunPass | None = None,
 ) -> Any:
     """Trace ``preprocessing_fn`` against ``data``'s raw features and fit its analyzers over
     ``data``: a pyarrow Table, a pandas DataFrame, an Examples artifact or folder (its
     ``split``), or Parquet/CSV files. ``schema`` (a TFMD ``Schema`` or a ``schema.pbtxt``
     path) fixes the raw types and says which features may be missing at serving.
+
+    ``run_pass`` replaces the threaded passes over ``data`` (e.g. with data-parallel ones
+    over a cluster); ``data`` then only gives the raw schema.
 
     Returns a :class:`~conveyor.transform.fitted.FittedTransform`.
     """
@@ -105,18 +136,8 @@ def fit(
         raw = _with_schema_types(raw, schema)
     graph = trace(preprocessing_fn, raw)
     used = graph.used_inputs()
-    nulls = dict.fromkeys(used, 0)
-
-    def count_nulls(batch: pa.RecordBatch) -> None:
-        for name in used:
-            nulls[name] += batch.column(name).null_count
-
-    passes = fit_analyzers(
-        graph, lambda: source.batches(used), threads=threads, first_pass=count_nulls
-    )
-    if passes == 0:  # no analyzer: one pass still learns which features may be missing
-        for batch in source.batches(used):
-            count_nulls(batch)
+    run_pass = run_pass or threaded_pass(source.batches, threads or default_threads())
+    nulls = fit_analyzers(graph, run_pass, used)
     graph.raw_schema = pa.schema(
         [
             pa.field(name, raw.field(name).type, nullable=_nullable(name, nulls, required))
