@@ -27,13 +27,16 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.components._blessings import blessing_problems
+from conveyor.components._ray_data import record_engine, use_ray_data
 from conveyor.components._specs import check_names, check_number, with_specs
 from conveyor.dsl import Input, Output, Param
+from conveyor.io.writers import examples_properties
 from conveyor.types import ConveyorError, Examples, InferenceResult, Model, ModelBlessing
 
 if TYPE_CHECKING:
@@ -98,7 +101,6 @@ def infer_examples(
     """Everything BulkInferrer does."""
     from conveyor.frameworks.bundle import load_model
     from conveyor.io import open_examples
-    from conveyor.io.writers import ExamplesWriter
 
     spec = data_spec or DataSpec()
     record = {"inferred": False, "model_id": model.id, "split_names": [], "num_examples": {}}
@@ -113,15 +115,73 @@ def infer_examples(
     bundle = load_model(model)
     predictor = Predictor(bundle)
     schema = _output_schema(source, splits, passthrough, bundle, predictor)
-    with ExamplesWriter(inference_result.uri, splits, schema) as writer:
-        for split in splits:
-            for batch in _predicted_batches(source, split, passthrough, bundle, predictor, spec):
-                writer.write(split, batch)
-    written = writer.properties()
+    on_cluster = [s for s in splits if use_ray_data(source, s, "BulkInferrer", also=[model.uri])]
+    counts = _predict_here(source, [s for s in splits if s not in on_cluster], passthrough,
+                           predictor, spec, inference_result.uri, schema)  # fmt: skip
+    for split in on_cluster:
+        counts[split] = _predict_on_cluster(source, split, passthrough, bundle, model.uri,
+                                            inference_result.uri, schema)  # fmt: skip
+    written = examples_properties({split: counts[split] for split in splits})
     inference_result.properties.update(
         written, inferred=True, reasons=[], model_id=model.id, output_columns=schema.names
     )
+    record_engine(inference_result, on_cluster)
     logger.info("Predicted %s rows with model %s", written["num_examples"], model.id)
+
+
+def _predict_here(
+    source: ExamplesSource,
+    splits: list[str],
+    passthrough: list[str],
+    predictor: Predictor,
+    spec: DataSpec,
+    uri: str,
+    schema: pa.Schema,
+) -> dict[str, int]:
+    from conveyor.io.writers import ExamplesWriter
+
+    with ExamplesWriter(uri, splits, schema) as writer:
+        for split in splits:
+            for batch in _predicted_batches(source, split, passthrough, predictor, spec):
+                writer.write(split, batch)
+    return dict(writer.counts)
+
+
+def _predict_on_cluster(
+    source: ExamplesSource,
+    split: str,
+    passthrough: list[str],
+    bundle: Bundle,
+    model_uri: str,
+    uri: str,
+    schema: pa.Schema,
+) -> int:
+    """Predict ``split`` block by block on the Ray cluster's workers, each loading the
+    model once."""
+    from conveyor.io.distributed import map_write
+
+    columns = _input_columns(source, split, passthrough, bundle)
+    where = f"split {split!r} of the Examples at {source.uri}"
+    predict = functools.partial(_predict_block, model_uri, passthrough, where)
+    return map_write(source, split, predict, uri, schema, columns=columns).rows
+
+
+@functools.cache
+def _predictor(model_uri: str) -> Predictor:
+    """The model's predictor, loaded once per process (each Ray worker's, too)."""
+    from conveyor.frameworks.bundle import load_model
+
+    return Predictor(load_model(model_uri))
+
+
+def _predict_block(
+    model_uri: str, passthrough: list[str], where: str, block: pa.Table
+) -> pa.RecordBatch:
+    try:
+        return predicted_batch(_predictor(model_uri), block, passthrough)
+    except ConveyorError as exc:
+        raise ConveyorError(f"Cannot predict a block of {block.num_rows} rows of {where}: "
+                            f"{exc}") from exc  # fmt: skip
 
 
 class Predictor:
@@ -229,31 +289,50 @@ def _check_split(
         )
 
 
+def _input_columns(
+    source: ExamplesSource, split: str, passthrough: list[str], bundle: Bundle
+) -> list[str]:
+    available = set(source.schema(split).names)
+    features = [f["name"] for f in bundle.signature if f["name"] in available]
+    return list(dict.fromkeys([*passthrough, *features]))
+
+
+def predicted_batch(
+    predictor: Predictor, batch: pa.RecordBatch | pa.Table, passthrough: list[str]
+) -> pa.RecordBatch:
+    """The ``passthrough`` columns of ``batch`` and its predictions."""
+    import pyarrow as pa
+
+    predicted = predictor.columns(batch)
+    kept = [_one_chunk(batch.column(c)) for c in passthrough]
+    names = passthrough + [f.name for f in predictor.fields]
+    return pa.RecordBatch.from_arrays(kept + predicted, names=names)
+
+
+def _one_chunk(column: Any) -> Any:
+    """A table's column as one array (a record batch's is one already)."""
+    import pyarrow as pa
+
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
 def _predicted_batches(
     source: ExamplesSource,
     split: str,
     passthrough: list[str],
-    bundle: Bundle,
     predictor: Predictor,
     spec: DataSpec,
 ) -> Any:
-    import pyarrow as pa
-
     from conveyor.io import record_batches
 
-    available = set(source.schema(split).names)
-    features = [f["name"] for f in bundle.signature if f["name"] in available]
-    columns = list(dict.fromkeys([*passthrough, *features]))
+    columns = _input_columns(source, split, passthrough, predictor.bundle)
     done = 0
     for batch in record_batches(source, split, batch_size=spec.batch_size, columns=columns):
         try:
-            predicted = predictor.columns(batch)
+            yield predicted_batch(predictor, batch, passthrough)
         except ConveyorError as exc:
             raise ConveyorError(
                 f"Cannot predict rows {done}-{done + batch.num_rows - 1} of split {split!r} "
                 f"of the Examples at {source.uri}: {exc}"
             ) from exc
-        kept = [batch.column(c) for c in passthrough]
-        names = passthrough + [f.name for f in predictor.fields]
-        yield pa.RecordBatch.from_arrays(kept + predicted, names=names)
         done += batch.num_rows

@@ -15,12 +15,13 @@ import logging
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from conveyor.components._ray_data import record_engine, split_statistics
 from conveyor.dsl import Input, Output, Param, component
 from conveyor.io import tfmd
 from conveyor.io.examples import open_examples
 from conveyor.types import Examples, ExampleStatistics, Schema
 from conveyor.validation import files
-from conveyor.validation.statistics import StatsOptions, statistics_of_examples
+from conveyor.validation.statistics import StatsOptions
 
 __all__ = ["StatisticsGen"]
 
@@ -39,7 +40,8 @@ def StatisticsGen(
 
     ``schema`` marks categorical INT features (they get string statistics);
     ``weight_feature`` adds weighted statistics. Output properties: ``split_names`` and
-    ``num_examples`` (per split).
+    ``num_examples`` (per split); under the Ray runner, ``engine`` and ``ray_data_splits``
+    when big splits were computed with Ray Data (per-block statistics, merged).
     """
     source = open_examples(examples)
     excluded = list(exclude_splits or [])
@@ -54,9 +56,9 @@ def StatisticsGen(
         schema=tfmd.load_schema(schema.uri) if schema is not None else None,
     )
     splits = [s for s in source.split_names if s not in excluded]
-    counts = {}
+    counts, engines = {}, []
     for split in splits:
-        stats = statistics_of_examples(source, split, options)
+        stats = split_statistics(source, split, options, "StatisticsGen", engines)
         counts[split] = stats.num_examples
         files.save_statistics(
             statistics_pb2.DatasetFeatureStatisticsList(datasets=[stats]),
@@ -65,3 +67,4 @@ def StatisticsGen(
         logger.info("Statistics of split %r: %d examples, %d features", split,
                     stats.num_examples, len(stats.features))  # fmt: skip
     statistics.properties.update(split_names=splits, num_examples=counts)
+    record_engine(statistics, engines)

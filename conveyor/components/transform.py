@@ -37,18 +37,22 @@ from typing import Any
 import pyarrow as pa
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
+from conveyor.components._ray_data import (
+    SplitWritten,
+    cluster_pass,
+    record_engine,
+    split_statistics,
+    transform_on_cluster,
+    use_ray_data,
+)
 from conveyor.dsl import Input, Output, Param, component
 from conveyor.io import filesystems as fsx
 from conveyor.io import tfmd
 from conveyor.io.examples import ExamplesSource, open_examples, record_batches
-from conveyor.io.writers import ExamplesWriter
+from conveyor.io.writers import ExamplesWriter, examples_properties
 from conveyor.types import ConveyorError, Examples, ExampleStatistics, Schema, TransformGraph
 from conveyor.validation import files
-from conveyor.validation.statistics import (
-    StatisticsAccumulator,
-    StatsOptions,
-    statistics_of_examples,
-)
+from conveyor.validation.statistics import StatisticsAccumulator, StatsOptions
 
 __all__ = ["Transform"]
 
@@ -101,10 +105,12 @@ def Transform(
         for artifact in (pre_transform_stats, post_transform_stats):
             artifact.properties.update(split_names=[], num_examples={}, statistics_disabled=True)
         return
+    engines: list[str] = []
     for split in analyze:  # analysis splits that were not transformed (not read again above)
         if split not in pre_stats:
-            pre_stats[split] = statistics_of_examples(source, split, pre_options)
+            pre_stats[split] = split_statistics(source, split, pre_options, "Transform", engines)
     save_statistics(pre_transform_stats, {s: pre_stats[s] for s in analyze})
+    record_engine(pre_transform_stats, engines)
     save_statistics(post_transform_stats, post_stats)
 
 
@@ -178,7 +184,12 @@ def fit_transform_graph(
     import conveyor.transform as tft
     from conveyor.transform import dtypes
 
-    fitted = tft.fit(fn, examples, schema=raw_schema, split=analyze, batch_size=BATCH_SIZE)
+    source = open_examples(examples)
+    on_cluster = use_ray_data(source, analyze, "Transform's analysis")
+    run_pass = cluster_pass(source, analyze) if on_cluster else None
+    fitted = tft.fit(
+        fn, examples, schema=raw_schema, split=analyze, batch_size=BATCH_SIZE, run_pass=run_pass
+    )
     fitted.save(transform_graph.uri)
     outputs = fitted.transformed_schema
     transform_graph.properties.update(
@@ -188,6 +199,7 @@ def fit_transform_graph(
         num_analyzers=len(fitted.graph.analyzers),
         analyze_splits=analyze,
     )
+    record_engine(transform_graph, analyze if on_cluster else [])
     logger.info("Fitted %d analyzer(s) on split(s) %s; %d output features",
                 len(fitted.graph.analyzers), ", ".join(analyze), len(outputs))  # fmt: skip
     return fitted
@@ -233,33 +245,54 @@ def write_transformed(
     stats_splits: Iterable[str] = (),
     threads: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
-    """Transform ``splits`` into ``output``, one streamed pass each. With ``stats_options``,
-    also the statistics of the transformed splits and of the raw ones in ``stats_splits``.
-    Returns ``(raw statistics, transformed statistics, outputs never null)`` by split."""
+    """Transform ``splits`` into ``output``, one streamed pass each (a Ray Data pass for
+    big splits under the Ray runner). With ``stats_options``, also the statistics of the
+    transformed splits and of the raw ones in ``stats_splits``. Returns ``(raw statistics,
+    transformed statistics, outputs never null)`` by split."""
     threads = threads or min(4, os.cpu_count() or 1)
     schema = fitted.transformed_schema
-    raw_stats: dict[str, Any] = {}
-    post_stats: dict[str, Any] = {}
-    nulls = dict.fromkeys(schema.names, 0)
-    rows = 0
-    with ExamplesWriter(output.uri, splits, schema) as writer:
+    stats_splits = set(stats_splits)
+    on_cluster = [s for s in splits if use_ray_data(source, s, "Transform")]
+    done: dict[str, SplitWritten] = {}
+    local = [s for s in splits if s not in on_cluster]
+    with ExamplesWriter(output.uri, local, schema) as writer:
         for split in splits:
             raw = stats_options if split in stats_splits else None
             post = StatsOptions() if stats_options is not None else None
-            pass_ = _SplitPass(fitted, source, split, raw, post, threads)
-            for batch in pass_.run():
-                writer.write(split, batch)
-                rows += batch.num_rows
-                for name, column in zip(schema.names, batch.columns, strict=True):
-                    nulls[name] += column.null_count
-            if raw is not None:
-                raw_stats[split] = pass_.raw_result()
-            if post is not None:
-                post_stats[split] = pass_.post_result()
-            logger.info("Transformed split %r: %d rows", split, writer.counts[split])
-    output.properties.update(writer.properties())
-    required = {name for name, count in nulls.items() if count == 0} if rows else set()
-    return raw_stats, post_stats, required
+            if split in on_cluster:
+                done[split] = transform_on_cluster(fitted, source, split, output.uri, raw, post)
+            else:
+                done[split] = _transform_here(fitted, source, split, writer, (raw, post), threads)
+            logger.info("Transformed split %r: %d rows", split, done[split].rows)
+    output.properties.update(examples_properties({s: done[s].rows for s in splits}))
+    record_engine(output, on_cluster)
+    rows = sum(d.rows for d in done.values())
+    never_null = {n for n in schema.names if all(d.nulls[n] == 0 for d in done.values())}
+    raw_stats = {s: d.raw for s, d in done.items() if d.raw is not None}
+    post_stats = {s: d.post for s, d in done.items() if d.post is not None}
+    return raw_stats, post_stats, never_null if rows else set()
+
+
+def _transform_here(
+    fitted: Any,
+    source: ExamplesSource,
+    split: str,
+    writer: ExamplesWriter,
+    options: tuple[StatsOptions | None, StatsOptions | None],
+    threads: int,
+) -> SplitWritten:
+    """One split streamed through this process's threads into ``writer``."""
+    names = fitted.transformed_schema.names
+    nulls = dict.fromkeys(names, 0)
+    raw, post = options
+    pass_ = _SplitPass(fitted, source, split, raw, post, threads)
+    for batch in pass_.run():
+        writer.write(split, batch)
+        for name, column in zip(names, batch.columns, strict=True):
+            nulls[name] += column.null_count
+    raw_stats = pass_.raw_result() if raw is not None else None
+    post_stats = pass_.post_result() if post is not None else None
+    return SplitWritten(writer.counts[split], nulls, raw_stats, post_stats)
 
 
 class _SplitPass:

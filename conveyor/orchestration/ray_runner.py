@@ -29,6 +29,8 @@ from conveyor.types import ConveyorError, ExecutionError
 
 __all__ = ["RayRunner"]
 
+MIN_ROWS_ENV = "CONVEYOR_RAY_DATA_MIN_ROWS"  # conveyor.io.distributed reads it (and the others)
+
 
 class RayRunner(LocalRunner):
     """Runs a pipeline with each node's execution as a Ray task.
@@ -43,6 +45,10 @@ class RayRunner(LocalRunner):
     On a cluster of more than one node every worker must reach the metadata store and the
     artifacts: use PostgreSQL metadata and a root every node mounts (``shared_root=True``)
     or an object store URI; a run with a local SQLite store or a local root is refused.
+
+    StatisticsGen, Transform and BulkInferrer spread splits of at least
+    ``CONVEYOR_RAY_DATA_MIN_ROWS`` rows (default 1,000,000; ``off`` never) over the cluster
+    with Ray Data, when every node reaches them (see :mod:`conveyor.io.distributed`).
 
     Example::
 
@@ -95,7 +101,8 @@ class RayRunner(LocalRunner):
             _start_or_join(ray, self.address)
         try:
             self.check_cluster(pipeline)
-            yield RayPool(ray, self.max_workers, self.resources_per_node)
+            environment = self.task_environment(pipeline)
+            yield RayPool(ray, self.max_workers, self.resources_per_node, environment)
         finally:
             if started:
                 ray.shutdown()
@@ -103,6 +110,26 @@ class RayRunner(LocalRunner):
     def cluster_nodes(self) -> int:
         """How many live nodes the Ray cluster has."""
         return sum(1 for node in _import_ray().nodes() if node.get("Alive"))
+
+    def task_environment(self, pipeline: Pipeline) -> dict[str, str]:
+        """What an execution's process learns from its environment for its Ray Data passes
+        (see :mod:`conveyor.io.distributed`): the folders every node reaches, and the
+        threshold the user set where the run starts."""
+        shared = os.pathsep.join(self.shared_paths(pipeline))
+        environment = {"CONVEYOR_RAY_SHARED_PATHS": shared}
+        if MIN_ROWS_ENV in os.environ:
+            environment[MIN_ROWS_ENV] = os.environ[MIN_ROWS_ENV]
+        return environment
+
+    def shared_paths(self, pipeline: Pipeline) -> list[str]:
+        """Local folders every node of the cluster reaches: all of them on a one-node
+        cluster, the pipeline's root when it is shared, else none."""
+        if self.cluster_nodes() <= 1:
+            return [os.sep]
+        root = str(pipeline.root).removeprefix("file://")
+        if self.shared_root and "://" not in root:
+            return [os.path.realpath(root)]
+        return []
 
     def check_cluster(self, pipeline: Pipeline) -> None:
         """Refuse a run whose metadata or artifacts only this machine can reach, when the
@@ -135,10 +162,17 @@ class RayRunner(LocalRunner):
 class RayPool:
     """Executions as Ray tasks, at most ``max_workers`` submitted at once."""
 
-    def __init__(self, ray: ModuleType, max_workers: int, resources: Mapping[str, float]):
+    def __init__(
+        self,
+        ray: ModuleType,
+        max_workers: int,
+        resources: Mapping[str, float],
+        environment: Mapping[str, str] | None = None,
+    ):
         self.ray = ray
         self.max_workers = max_workers
         self.resources = dict(resources)
+        self.environment = dict(environment or {})
         self.tasks: dict[Any, PreparedExecution] = {}
         self.remote = ray.remote(execute_in_worker)
 
@@ -152,7 +186,8 @@ class RayPool:
         self._check_feasible(prepared.node.id, requests)
         task = self.remote.options(name=f"conveyor-{prepared.node.id}", max_retries=0, **requests)
         payload = pickle_execution(prepared)
-        self.tasks[task.remote(payload, prepared.log_path, prepared.result_path)] = prepared
+        ref = task.remote(payload, prepared.log_path, prepared.result_path, self.environment)
+        self.tasks[ref] = prepared
 
     def _check_feasible(self, node_id: str, requests: Mapping[str, float]) -> None:
         """Fail at once a request the whole cluster cannot meet; Ray would wait forever."""
@@ -200,9 +235,15 @@ class RayPool:
         return stopped
 
 
-def execute_in_worker(payload: bytes, log_path: str, result_path: str) -> dict[str, Any]:
+def execute_in_worker(
+    payload: bytes, log_path: str, result_path: str, environment: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The Ray task: run the execution in a forked process on this worker, as the local
-    runner does, and return its exit code, result and log."""
+    runner does, and return its exit code, result and log. The process gets the cluster's
+    address and ``environment`` (the folders every node reaches, the Ray Data threshold)
+    in its environment, for its data-parallel passes (see :mod:`conveyor.io.distributed`).
+    It cannot use the worker's own connection to the cluster, which it inherits broken."""
+    import ray
     from ray import cloudpickle
 
     fn, kwargs, outputs = cloudpickle.loads(payload)
@@ -211,13 +252,30 @@ def execute_in_worker(payload: bytes, log_path: str, result_path: str) -> dict[s
         if "://" not in folder:
             os.makedirs(folder, exist_ok=True)
     context = multiprocessing.get_context("fork")
-    process = start_execution(context, fn, kwargs, outputs, log_path, result_path)
+    cluster = {**(environment or {}), "CONVEYOR_RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    with _environment(cluster):
+        process = start_execution(context, fn, kwargs, outputs, log_path, result_path)
     process.join()
     return {
         "exitcode": process.exitcode,
         "result": _read(result_path),
         "log": _read(log_path),
     }
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in os.environ while forking; the worker's own environment after."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def pickle_execution(prepared: PreparedExecution) -> bytes:

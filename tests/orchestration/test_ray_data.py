@@ -1,0 +1,313 @@
+"""Data-parallel passes with Ray Data on a real two-node cluster (a head and a worker node,
+separate processes on loopback): StatisticsGen, Transform and BulkInferrer under the Ray
+runner give what the local runner gives, and the map-reduce and map-write helpers."""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from google.protobuf.json_format import MessageToDict
+
+from conveyor import LocalRunner, Output, Pipeline, RayRunner, component
+from conveyor.components import BulkInferrer, StatisticsGen, Trainer, Transform
+from conveyor.io import distributed, open_examples, read_table
+from conveyor.io.writers import ExamplesWriter
+from conveyor.types import ConveyorError, Examples
+
+ray = pytest.importorskip("ray")
+cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+PENGUINS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "penguin"
+
+TRANSFORM_MODULE = """
+import conveyor.transform as tft
+
+FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
+
+
+def preprocessing_fn(inputs):
+    outputs = {key + "_xf": tft.scale_to_z_score(inputs[key]) for key in FEATURES}
+    outputs["colony_xf"] = tft.compute_and_apply_vocabulary(inputs["colony"])
+    outputs["species_xf"] = inputs["species"]
+    return outputs
+"""
+
+TRAINER_MODULE = """
+from sklearn.linear_model import LogisticRegression
+
+from conveyor.frameworks import save_model
+
+LABEL = "species_xf"
+
+
+def run_fn(fn_args):
+    features = fn_args.data_accessor.feature_names("train", label=LABEL)
+    X, y = fn_args.data_accessor.to_numpy("train", features=features, label=LABEL)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    save_model(model, fn_args.serving_model_dir, features=features, label=LABEL,
+               class_names=["Adelie", "Chinstrap", "Gentoo"])
+"""
+
+
+def penguin_rows(copies: int) -> pa.Table:
+    """The penguin table ``copies`` times, each copy shifted a little, plus a string column."""
+    table = pcsv.read_csv(PENGUINS / "penguins_processed.csv")
+    parts = []
+    for copy in range(copies):
+        shifted = table.set_column(1, "culmen_length_mm",
+                                   pc.add(table["culmen_length_mm"], copy * 0.01))  # fmt: skip
+        colony = [f"colony-{(i + copy) % 7}" for i in range(table.num_rows)]
+        parts.append(shifted.append_column("colony", pa.array(colony)))
+    return pa.concat_tables(parts)
+
+
+def write_examples(uri: str, splits: dict[str, pa.Table], rows_per_file: int) -> dict:
+    first = next(iter(splits.values()))
+    with ExamplesWriter(uri, list(splits), first.schema, rows_per_file=rows_per_file) as writer:
+        for name, table in splits.items():
+            for batch in table.to_batches(max_chunksize=rows_per_file):
+                writer.write(name, batch)
+    return writer.properties()
+
+
+@component
+def Penguins(examples: Output[Examples]):
+    """About 2,700 penguin rows in files of 400 rows: several Ray Data blocks per split."""
+    rows = penguin_rows(8)
+    train, test = rows.slice(0, 2000), rows.slice(2000)
+    examples.properties.update(write_examples(examples.uri, {"train": train, "eval": test}, 400))
+
+
+def penguin_pipeline(folder: Path, name: str, metadata_url: str) -> Pipeline:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "transform.py").write_text(TRANSFORM_MODULE)
+    (folder / "trainer.py").write_text(TRAINER_MODULE)
+    gen = Penguins()
+    statistics = StatisticsGen(examples=gen.outputs["examples"])
+    transform = Transform(
+        examples=gen.outputs["examples"], module_file=str(folder / "transform.py")
+    )
+    trainer = Trainer(examples=transform.outputs["transformed_examples"],
+                      transform_graph=transform.outputs["transform_graph"],
+                      module_file=str(folder / "trainer.py"))  # fmt: skip
+    inferrer = BulkInferrer(examples=gen.outputs["examples"], model=trainer.outputs["model"])
+    nodes = [gen, statistics, transform, trainer, inferrer]
+    return Pipeline(name, nodes, root=folder / "root", metadata_url=metadata_url)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a worker node; Ray Data passes forced for splits of any size."""
+    saved = {
+        k: os.environ.get(k)
+        for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
+    }
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ[distributed.MIN_ROWS_ENV] = "0"
+    cluster = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    yield cluster
+    distributed.shutdown()
+    cluster.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, postgres_url, tmp_path_factory):
+    """The same pipeline by the local runner and by the Ray runner on the cluster."""
+    tmp = tmp_path_factory.mktemp("ray_data")
+    local = penguin_pipeline(tmp / "local", "penguin-local", f"sqlite:///{tmp / 'md.db'}")
+    by_local = LocalRunner(display="none").run(local)
+    on_ray = penguin_pipeline(tmp / "ray", f"penguin-ray-{time.time_ns()}", postgres_url)
+    by_ray = RayRunner(cluster.address, shared_root=True, display="none").run(on_ray)
+    assert by_local.ok, by_local.message
+    assert by_ray.ok, by_ray.message
+    return by_local, by_ray
+
+
+def output(result, node: str, key: str):
+    return result[node].outputs[key][0]
+
+
+def assert_same(found, expected, where: str = "") -> None:
+    """Equal, floats to 1e-9: partial results merge in another order than the threads'."""
+    if isinstance(expected, dict):
+        assert sorted(found) == sorted(expected), where
+        for key in expected:
+            assert_same(found[key], expected[key], f"{where}/{key}")
+    elif isinstance(expected, list):
+        assert len(found) == len(expected), where
+        for i, (a, b) in enumerate(zip(found, expected, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert found == pytest.approx(expected, rel=1e-9, abs=1e-12), where
+    else:
+        assert found == expected, where
+
+
+def statistics(result) -> dict:
+    from conveyor.validation import files
+
+    uri = output(result, "StatisticsGen", "statistics").uri
+    return {
+        split: MessageToDict(files.load_statistics(files.split_uri(uri, split)))
+        for split in ("train", "eval")
+    }
+
+
+def test_ray_data_statistics_equal_the_local_runners(runs):
+    by_local, by_ray = runs
+    assert_same(statistics(by_ray), statistics(by_local))
+    properties = output(by_ray, "StatisticsGen", "statistics").properties
+    assert properties["engine"] == "ray-data"
+    assert properties["ray_data_splits"] == ["train", "eval"]
+    assert "engine" not in output(by_local, "StatisticsGen", "statistics").properties
+
+
+def test_ray_data_transform_fits_and_writes_what_the_local_runner_does(runs):
+    by_local, by_ray = runs
+
+    def constants(result) -> dict:
+        uri = output(result, "Transform", "transform_graph").uri
+        return json.loads(Path(uri, "transform_fn", "graph.json").read_text())["values"]
+
+    assert_same(constants(by_ray), constants(by_local))
+    local_rows = output(by_local, "Transform", "transformed_examples")
+    ray_rows = output(by_ray, "Transform", "transformed_examples")
+    for split in ("train", "eval"):
+        assert_same(
+            read_table(ray_rows, split).to_pylist(), read_table(local_rows, split).to_pylist()
+        )
+        names = sorted(p.name for p in Path(ray_rows.uri, f"Split-{split}").iterdir())
+        assert names == [f"part-{i:05d}.parquet" for i in range(len(names))]
+        assert len(names) > 1  # one file per block, renamed in order
+    assert ray_rows.properties["engine"] == "ray-data"
+    local_props = {k: v for k, v in local_rows.properties.items()}
+    ray_props = {
+        k: v for k, v in ray_rows.properties.items() if k not in ("engine", "ray_data_splits")
+    }
+    assert ray_props == local_props
+    assert output(by_ray, "Transform", "transform_graph").properties["engine"] == "ray-data"
+    for key in ("pre_transform_stats", "post_transform_stats"):
+        ray_stats = output(by_ray, "Transform", key).properties["num_examples"]
+        assert ray_stats == output(by_local, "Transform", key).properties["num_examples"]
+
+
+def test_ray_data_bulk_inferrer_predicts_every_row_in_order(runs):
+    from conveyor.frameworks import load_model
+
+    _, by_ray = runs
+    inferred = output(by_ray, "BulkInferrer", "inference_result")
+    assert inferred.properties["engine"] == "ray-data"
+    bundle = load_model(output(by_ray, "Trainer", "model").uri)
+    examples = output(by_ray, "Penguins", "examples")
+    for split in ("train", "eval"):
+        raw = read_table(examples, split)
+        predicted = read_table(inferred, split)
+        assert predicted.num_rows == raw.num_rows
+        assert predicted["prediction"].to_pylist() == list(bundle.predict(raw))
+        proba = np.column_stack([predicted[f"probability_{c}"] for c in bundle.class_names])
+        np.testing.assert_allclose(proba, bundle.predict_proba(raw), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- the helpers
+@pytest.fixture
+def on_cluster(cluster, monkeypatch):
+    """This process, as a component's under the Ray runner: every local path shared."""
+    monkeypatch.setenv(distributed.ADDRESS_ENV, cluster.address)
+    monkeypatch.setenv(distributed.SHARED_PATHS_ENV, os.sep)
+
+
+@pytest.fixture
+def examples(tmp_path) -> str:
+    uri = str(tmp_path / "examples")
+    write_examples(uri, {"train": penguin_rows(3)}, 250)
+    return uri
+
+
+def test_map_reduce_merges_one_partial_per_file_in_order(on_cluster, examples):
+    source = open_examples(examples)
+    rows = distributed.map_reduce(
+        source, "train", list, lambda acc, batch: acc.append(batch.num_rows), operator.add,
+        batch_size=100,
+    )  # fmt: skip
+    assert rows == [100, 100, 50] * 4 + [2]  # 1,002 rows in files of 250, in order
+    firsts = distributed.map_reduce(
+        source, "train", list, lambda acc, batch: acc.append(batch[0][0].as_py()), operator.add,
+        columns=["culmen_length_mm"],
+    )  # fmt: skip
+    table = read_table(examples, "train")
+    assert firsts == [table["culmen_length_mm"][i].as_py() for i in range(0, 1002, 250)]
+
+
+def test_map_write_writes_rows_in_order_under_part_names(on_cluster, examples, tmp_path):
+    source = open_examples(examples)
+    schema = pa.schema([("doubled", pa.float64())])
+
+    def double(batch: pa.RecordBatch) -> pa.Table:
+        return pa.table({"doubled": pc.multiply(batch["body_mass_g"], 2.0)})
+
+    class Count:
+        def create(self) -> list:
+            return [0]
+
+        def add(self, acc: list, batch: pa.RecordBatch, mapped: pa.Table) -> None:
+            acc[0] += mapped.num_rows
+
+    written = distributed.map_write(source, "train", double, str(tmp_path / "out"), schema,
+                                    extras=Count())  # fmt: skip
+    expected = [2 * v for v in read_table(examples, "train")["body_mass_g"].to_pylist()]
+    folder = tmp_path / "out" / "Split-train"
+    assert sorted(p.name for p in folder.iterdir()) == [Path(f).name for f in written.files]
+    assert pq.read_table([str(f) for f in written.files]).column(0).to_pylist() == expected
+    assert written.extras == [[250]] * 4 + [[2]]
+    assert written.rows == len(expected)
+
+
+def test_map_write_failing_in_a_block_says_why_and_leaves_no_hidden_files(
+    on_cluster, examples, tmp_path
+):
+    def fail(batch: pa.RecordBatch) -> pa.Table:
+        raise ConveyorError("the model cannot read feature 'x'")
+
+    schema = pa.schema([("y", pa.int64())])
+    with pytest.raises(ConveyorError, match="cannot read feature 'x'"):
+        distributed.map_write(open_examples(examples), "train", fail, str(tmp_path / "out"), schema)
+    assert list((tmp_path / "out" / "Split-train").iterdir()) == []
+
+
+def test_use_ray_data_only_under_the_ray_runner_for_big_shared_splits(examples, monkeypatch):
+    source = open_examples(examples)
+    monkeypatch.delenv(distributed.ADDRESS_ENV, raising=False)
+    assert not distributed.use_ray_data(source, "train", "StatisticsGen")
+    monkeypatch.setenv(distributed.ADDRESS_ENV, "127.0.0.1:6379")
+    monkeypatch.setenv(distributed.SHARED_PATHS_ENV, os.sep)
+    monkeypatch.setenv(distributed.MIN_ROWS_ENV, "0")
+    assert distributed.use_ray_data(source, "train", "StatisticsGen")
+    monkeypatch.setenv(distributed.MIN_ROWS_ENV, "100000")
+    assert not distributed.use_ray_data(source, "train", "StatisticsGen")
+    monkeypatch.setenv(distributed.MIN_ROWS_ENV, "off")
+    assert not distributed.use_ray_data(source, "train", "StatisticsGen")
+    monkeypatch.setenv(distributed.MIN_ROWS_ENV, "0")
+    monkeypatch.setenv(distributed.SHARED_PATHS_ENV, "/elsewhere")
+    assert not distributed.use_ray_data(source, "train", "StatisticsGen")
+    monkeypatch.setenv(distributed.MIN_ROWS_ENV, "many")
+    with pytest.raises(ConveyorError, match="CONVEYOR_RAY_DATA_MIN_ROWS must be"):
+        distributed.min_rows()
