@@ -39,6 +39,7 @@ from conveyor.components._infra_requests import PROTOCOLS, Probe, probe_server
 from conveyor.components._specs import check_names, check_number, with_specs
 from conveyor.dsl import Input, Output, Param
 from conveyor.io import filesystems as fsx
+from conveyor.serving.zygote import uses_model_server
 from conveyor.types import (
     ConveyorError,
     Examples,
@@ -118,6 +119,7 @@ class RequestSpec:
 
 
 @with_specs(serving_spec=ServingSpec, request_spec=RequestSpec)
+@uses_model_server
 def InfraValidator(
     model: Input[Model],
     blessing: Output[InfraBlessing],

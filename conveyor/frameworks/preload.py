@@ -36,6 +36,11 @@ FORK_SAFE_ROOTS = ("sklearn", "scipy", "pandas")
 _NAMED_MODULES = {"sklearn": ("sklearn", "numpy", "scipy")}
 
 
+def is_fork_safe(name: str) -> bool:
+    """Whether module ``name`` belongs to a library under :data:`FORK_SAFE_ROOTS`."""
+    return name.partition(".")[0] in FORK_SAFE_ROOTS
+
+
 def modules_for_execution(kwargs: Mapping[str, Any]) -> list[str]:
     """The fork-safe modules an execution called with ``kwargs`` will import (sorted)."""
     found: set[str] = set()
@@ -60,7 +65,7 @@ def _module_file_imports(path: str) -> Iterable[str]:
             names += [alias.name for alias in statement.names]
         elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
             names.append(statement.module)
-    return [name for name in names if name.partition(".")[0] in FORK_SAFE_ROOTS]
+    return [name for name in names if is_fork_safe(name)]
 
 
 def _bundle_modules(model: Model) -> Iterable[str]:

@@ -24,6 +24,7 @@ from conveyor.orchestration.display import Display, make_display
 from conveyor.orchestration.launcher import Launcher
 from conveyor.orchestration.processes import PRELOAD, ExecutionPool, ProcessPool, preload
 from conveyor.orchestration.results import NodeResult, RunResult
+from conveyor.orchestration.warm import WarmProcesses
 from conveyor.orchestration.worker import signals_deferred
 from conveyor.types import Artifact, ConveyorError, PipelineDefinitionError
 
@@ -137,7 +138,12 @@ class LocalRunner:
     def _pool(self, pipeline: Pipeline) -> Iterator[ExecutionPool]:
         """Where this run's executions go: forked processes here. Other runners place them
         elsewhere; everything else about a run is the same."""
-        yield ProcessPool(self.max_workers, self._mp)
+        fork = self._mp.get_start_method() == "fork"
+        pool = ProcessPool(self.max_workers, self._mp, WarmProcesses(pipeline) if fork else None)
+        try:
+            yield pool
+        finally:
+            pool.close()
 
 
 class _RunLoop:

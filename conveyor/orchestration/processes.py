@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 from conveyor.frameworks.preload import modules_for_execution
 from conveyor.orchestration.launcher import PreparedExecution
+from conveyor.orchestration.warm import WarmProcesses
 from conveyor.orchestration.worker import child_main
+from conveyor.serving.forking import ForkedProcess
 from conveyor.types import Artifact
 
 logger = logging.getLogger(__name__)
@@ -82,30 +84,43 @@ class ExecutionPool(Protocol):
 
 
 class ProcessPool:
-    """Forked processes on this machine, at most ``max_workers`` at once."""
+    """Forked processes on this machine, at most ``max_workers`` at once. With ``warm``,
+    executions that import heavy frameworks are forked from a warm copy of the runner
+    (:mod:`conveyor.orchestration.warm`)."""
 
-    def __init__(self, max_workers: int, context: Any) -> None:
+    def __init__(self, max_workers: int, context: Any, warm: WarmProcesses | None = None) -> None:
         self.max_workers = max_workers
         self.context = context
-        self.processes: dict[int, tuple[Any, PreparedExecution]] = {}
+        self.warm = warm
+        self.processes: dict[Any, tuple[Any, PreparedExecution]] = {}
 
     def full(self) -> bool:
         return len(self.processes) >= self.max_workers
 
     def submit(self, prepared: PreparedExecution) -> None:
+        process = None
         if self.context.get_start_method() == "fork":
-            preload((*PRELOAD, *modules_for_execution(prepared.kwargs)))
-        fn = prepared.node.component.fn
-        process = start_execution(
-            self.context, fn, prepared.kwargs, prepared.outputs, prepared.log_path,
-            prepared.result_path, name=f"conveyor-{prepared.node.id}",
-        )  # fmt: skip
+            preload(PRELOAD)
+            modules = modules_for_execution(prepared.kwargs)
+            if self.warm is not None:
+                self.warm.before(prepared.node.id)
+                process = self.warm.fork(prepared, modules) if modules else None
+            if process is None:
+                preload(modules)
+        if process is None:
+            process = start_execution(
+                self.context, prepared.node.component.fn, prepared.kwargs, prepared.outputs,
+                prepared.log_path, prepared.result_path, name=f"conveyor-{prepared.node.id}",
+            )  # fmt: skip
         self.processes[process.sentinel] = (process, prepared)
 
     def wait(self, timeout: float) -> list[Ended]:
         ended = []
         for sentinel in wait_for_processes(list(self.processes), timeout=timeout):
-            process, prepared = self.processes.pop(sentinel)
+            process, prepared = self.processes[sentinel]
+            if isinstance(process, ForkedProcess) and process.poll() is None:
+                continue  # news of its start, not of its end
+            del self.processes[sentinel]
             process.join()
             ended.append(Ended(prepared, process.exitcode))
         return ended
@@ -121,3 +136,8 @@ class ProcessPool:
             stopped.append(prepared)
         self.processes.clear()
         return stopped
+
+    def close(self) -> None:
+        """End the warm processes, once the run is over."""
+        if self.warm is not None:
+            self.warm.close()

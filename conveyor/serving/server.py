@@ -25,9 +25,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from conveyor.serving.config import DEFAULT_HOST, ServingConfig, read_model_config
+from conveyor.serving.forking import end_process
 from conveyor.serving.metrics import MULTIPROC_ENV
 from conveyor.types import ConveyorError
 
@@ -37,13 +38,24 @@ PORT_FILE_ENV = "CONVEYOR_SERVE_PORT_FILE"
 PARENT_ENV = "CONVEYOR_SERVE_PARENT_PID"
 
 
+class ServerProcess(Protocol):
+    """The server's process: a ``subprocess.Popen`` or a fork of the zygote."""
+
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+
+
 class ServerHandle:
     """A server running in a child process. ``url`` is its base address (no trailing
     slash); ``stop()`` ends it (also on leaving a ``with`` block); ``log()`` is what it
     wrote."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], config: ServingConfig, port: int, log_path: str
+        self, process: ServerProcess, config: ServingConfig, port: int, log_path: str
     ) -> None:
         self.process = process
         self.config = config
@@ -95,12 +107,7 @@ class ServerHandle:
     def stop(self, timeout_s: float = 15.0) -> None:
         """End the server: SIGTERM (in-flight requests finish), then SIGKILL if need be."""
         if self.alive:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            end_process(self.process, timeout_s)
         if self._final_log is None:  # the server's temporary folder (port file, log) goes
             self._final_log = self.log()
             shutil.rmtree(os.path.dirname(self.log_path), ignore_errors=True)
@@ -191,16 +198,9 @@ def start_server(
         PORT_FILE_ENV: port_file,
         PARENT_ENV: str(os.getpid()),
     }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.serving"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    handle = ServerHandle(process, config, 0, log_path)
     deadline = time.monotonic() + ready_timeout_s
+    process = _start_process(env, log_path, ready_timeout_s)
+    handle = ServerHandle(process, config, 0, log_path)
     while not os.path.exists(port_file):
         if not handle.alive or time.monotonic() > deadline:
             handle.stop()
@@ -210,6 +210,24 @@ def start_server(
     if wait:
         handle.wait_ready(max(1.0, deadline - time.monotonic()))
     return handle
+
+
+def _start_process(env: dict[str, str], log_path: str, timeout_s: float) -> ServerProcess:
+    """``python -m conveyor.serving``, or a fork of the zygote a runner started for this run
+    (the same fresh interpreter, with the server and framework imported already)."""
+    from conveyor.serving.zygote import fork_server
+
+    forked = fork_server(env, log_path, timeout_s)
+    if forked is not None:
+        return forked
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "conveyor.serving"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def run(config: ServingConfig, *, port_file: str | None = None) -> None:
