@@ -21,7 +21,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+from conveyor.io.filesystems import split_uri
 from conveyor.metadata import MetadataStore
+from conveyor.orchestration.staging import is_remote
 from conveyor.types import Artifact, ConveyorError, MetadataError
 
 __all__ = ["GcReport", "collect_garbage", "pipeline_root"]
@@ -49,10 +51,16 @@ class GcReport:
 
 def pipeline_root(uri: str, *, node_id: str, output_key: str, execution_id: int) -> str | None:
     """The pipeline root an output URI lies in, when it has the launcher's layout
-    ``{root}/{node_id}/{output_key}/{execution_id}``; None otherwise (an imported file,
-    a remote URI, a path someone wrote by hand)."""
-    if "://" in uri:
-        return None
+    ``{root}/{node_id}/{output_key}/{execution_id}`` (on disk or on an object store); None
+    otherwise (an imported file, a path someone wrote by hand)."""
+    if is_remote(uri):
+        scheme, _, rest = uri.partition("://")
+        parts = rest.rstrip("/").split("/")
+        if len(parts) < 4 or ".." in parts or "" in parts:  # the root may be a bucket
+            return None
+        if tuple(parts[-3:]) != (node_id, output_key, str(execution_id)):
+            return None
+        return f"{scheme}://{'/'.join(parts[:-3])}"
     path = PurePath(uri)
     if not path.is_absolute() or ".." in path.parts or len(path.parts) < 5:
         return None
@@ -89,7 +97,7 @@ def collect_garbage(
     for artifact in doomed:
         report.deleted.append(artifact.id)
         report.uris[artifact.id] = artifact.uri
-        report.bytes_freed += _size(Path(artifact.uri))
+        report.bytes_freed += _size(artifact.uri)
     if dry_run or not doomed:
         return report
     # Mark first: a crash half-way leaves stray files, never a LIVE artifact without files
@@ -97,7 +105,7 @@ def collect_garbage(
     store.set_artifact_state(report.deleted, "DELETED")
     for artifact in doomed:
         try:
-            _remove(Path(artifact.uri))
+            _remove(artifact.uri)
         except OSError as exc:
             logger.warning("Could not delete %s: %s", artifact.uri, exc)
             report.errors[artifact.id] = f"{exc}. Remove {artifact.uri} by hand."
@@ -168,10 +176,16 @@ def _collectable(
 
 
 def _inside(uri: str, root: str) -> bool:
+    if is_remote(uri):  # no links on an object store: the layout check was enough
+        return True
     return Path(uri).resolve().is_relative_to(Path(root).resolve())
 
 
-def _size(path: Path) -> int:
+def _size(uri: str) -> int:
+    if is_remote(uri):
+        fs, remote = split_uri(uri)
+        return int(fs.du(remote)) if fs.exists(remote) else 0
+    path = Path(uri)
     if path.is_symlink() or path.is_file():
         return path.lstat().st_size
     total = 0
@@ -181,7 +195,13 @@ def _size(path: Path) -> int:
     return total
 
 
-def _remove(path: Path) -> None:
+def _remove(uri: str) -> None:
+    if is_remote(uri):
+        fs, remote = split_uri(uri)
+        if fs.exists(remote):
+            fs.rm(remote, recursive=True)
+        return
+    path = Path(uri)
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():

@@ -163,11 +163,16 @@ def test_collect_garbage_rejects_bad_arguments(tmp_path):
         collect_garbage(store, keep_last=1, pipeline="nope")
 
 
-def test_pipeline_root_reads_the_launcher_layout():
-    uri = "/data/root/Trainer/model/42"
-    assert pipeline_root(uri, node_id="Trainer", output_key="model", execution_id=42) == (
-        "/data/root"
-    )
+@pytest.mark.parametrize(
+    ("uri", "root"),
+    [
+        ("/data/root/Trainer/model/42", "/data/root"),
+        ("gs://bucket/root/Trainer/model/42", "gs://bucket/root"),
+        ("s3://bucket/Trainer/model/42", "s3://bucket"),
+    ],
+)
+def test_pipeline_root_reads_the_launcher_layout(uri, root):
+    assert pipeline_root(uri, node_id="Trainer", output_key="model", execution_id=42) == root
 
 
 @pytest.mark.parametrize(
@@ -176,7 +181,9 @@ def test_pipeline_root_reads_the_launcher_layout():
         "/data/user/file.csv",  # an imported file
         "/data/root/Trainer/model/41",  # another execution's folder
         "/data/root/Other/model/42",
-        "gs://bucket/root/Trainer/model/42",
+        "gs://bucket/root/Trainer/model/41",
+        "s3://bucket/root/../Trainer/model/42",
+        "s3://Trainer/model/42",
         "relative/Trainer/model/42",
         "/Trainer/model/42",  # the root would be /
         "/data/../Trainer/model/42",

@@ -103,6 +103,30 @@ def test_remote_root_unreachable_store_fails_naming_the_uri(tmp_path, s3_endpoin
     assert "s3://no-such-bucket-here/root/Gen/examples/" in result["Gen"].error
 
 
+def test_remote_root_garbage_collection_deletes_old_runs_from_the_bucket(tmp_path, bucket_root):
+    import s3fs
+
+    from conveyor.orchestration.gc import collect_garbage
+
+    runner = LocalRunner(display="none")
+    old = runner.run(_pipeline(tmp_path, bucket_root, n=3))
+    new = runner.run(_pipeline(tmp_path, bucket_root, n=4))
+    assert old.ok and new.ok
+    old_uri = old["Gen"].outputs["examples"][0].uri
+    new_uri = new["Gen"].outputs["examples"][0].uri
+    store = MetadataStore(f"sqlite:///{tmp_path / 'md.db'}")
+    try:
+        report = collect_garbage(store, keep_last=1)
+    finally:
+        store.close()
+    assert old_uri in report.uris.values() and new_uri not in report.uris.values()
+    assert report.bytes_freed > 0 and not report.errors and not report.skipped
+    fs = s3fs.S3FileSystem()
+    fs.invalidate_cache()
+    assert not fs.exists(f"{old_uri}/sub/data.json")
+    assert json.loads(fs.cat_file(f"{new_uri}/sub/data.json")) == [0, 1, 2, 3]
+
+
 def _remove(path: Path) -> None:
     import shutil
 
