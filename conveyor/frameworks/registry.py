@@ -44,6 +44,7 @@ BUILTIN_ADAPTERS: dict[str, str] = {
     "jax": "conveyor.frameworks.jax:JaxAdapter",
     "onnx": "conveyor.frameworks.onnx:OnnxAdapter",
     "keras": "conveyor.frameworks.keras:KerasAdapter",
+    "files": "conveyor.frameworks.files:FilesAdapter",
 }
 
 _HOW_TO_ADD = (

@@ -5,8 +5,9 @@ writes, and the ``predict_fn`` with which Evaluator scores that bundle.
   ``CsvExamples`` artifact), which the shell script reads.
 - ``CentroidTrainer`` (a container component) runs ``centroids.sh``: per-class feature means.
 - ``PackageModel`` puts ``centroids.csv`` in a model bundle with the transform and the class
-  names, so the bundle turns raw rows into the features the centroids were computed on. Its
-  ``model-files`` adapter keeps files it cannot call: ``predict_fn`` does the predicting.
+  names, so the bundle turns raw rows into the features the centroids were computed on. The
+  built-in ``files`` adapter keeps files no framework can call: ``predict_fn`` does the
+  predicting.
 
     evaluator = Evaluator(examples=..., model=package.outputs["model"],
                           module_file="centroid_model.py", eval_config=...)
@@ -15,16 +16,13 @@ writes, and the ``predict_fn`` with which Evaluator scores that bundle.
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from conveyor import Input, Output, Param, component, container_component
 from conveyor.frameworks import save_model
-from conveyor.frameworks.base import ModelAdapter, SavedModel
-from conveyor.frameworks.registry import register_adapter
-from conveyor.types import Artifact, ConveyorError, Examples, Model, TransformGraph
+from conveyor.types import Artifact, Examples, Model, TransformGraph
 
 HERE = Path(__file__).resolve().parent
 CENTROIDS = "centroids.csv"
@@ -63,34 +61,6 @@ CentroidTrainer = container_component(
 )
 
 
-class ModelFilesAdapter(ModelAdapter):
-    """Bundles a folder of model files that only a ``predict_fn`` knows how to use."""
-
-    name = "model-files"
-
-    def save(self, model, directory, *, sample):
-        files = sorted(p.name for p in Path(model).iterdir() if p.is_file())
-        for name in files:
-            shutil.copy(Path(model, name), Path(directory, name))
-        return SavedModel(files=files, format="files")
-
-    def load(self, directory, saved):
-        return directory
-
-    def predict(self, model, X):
-        raise ConveyorError(
-            "A model-files bundle holds files only: score it with a predict_fn "
-            "(Evaluator(module_file=...) or predict_fn=...)."
-        )
-
-    def framework_version(self) -> str:
-        return "1"
-
-
-# Registered when Evaluator imports this file as its module_file, before it loads the model.
-register_adapter(ModelFilesAdapter())
-
-
 @component
 def PackageModel(
     model_files: Input[Model],
@@ -104,7 +74,7 @@ def PackageModel(
     save_model(
         model_files.uri,
         model.uri,
-        framework="model-files",
+        framework="files",
         features=features,
         label=label,
         class_names=class_names or SPECIES,
