@@ -24,6 +24,8 @@ from conveyor.io import distributed, open_examples, read_table
 from conveyor.io.writers import ExamplesWriter
 from conveyor.types import ConveyorError, Examples
 
+# Ray reads this when imported: set first, a cluster started here stays on loopback.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
