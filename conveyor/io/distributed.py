@@ -300,13 +300,15 @@ def _run_blocks(blocks: list[Block], one: Callable[[Block], Any]) -> list[Any]:
     from ray import data as ray_data
 
     def task(row: dict[str, Any]) -> dict[str, Any]:
+        block = Block(row["file"], tuple(int(i) for i in row["row_groups"]))
         try:
-            return {"error": "", "result": cloudpickle.dumps(one(row["block"]))}
+            return {"error": "", "result": cloudpickle.dumps(one(block))}
         except Exception as exc:
             kind = "" if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: "
-            return {"error": f"{kind}{exc} (in {row['block']})", "result": b""}
+            return {"error": f"{kind}{exc} (in {block})", "result": b""}
 
-    items = ray_data.from_items([{"block": b} for b in blocks], override_num_blocks=len(blocks))
+    rows = [{"file": b.file, "row_groups": list(b.row_groups)} for b in blocks]
+    items = ray_data.from_items(rows, override_num_blocks=len(blocks))
     results = []
     for row in items.map(task).iter_rows():
         if row["error"]:
