@@ -174,9 +174,8 @@ def map_write(
     try:
         written = _driver().run(_write_job, _blocks_of(source, split), reader, writer)
         files = _publish(folder, [w["file"] for w in written if w["rows"]], schema)
-    except BaseException:
+    finally:  # and what retried tasks left behind
         _remove_hidden(folder)
-        raise
     rows = sum(w["rows"] for w in written)
     logger.info("Wrote %d rows of split %r in %d file(s) from %d block(s)",
                 rows, split, len(files), len(written))  # fmt: skip
