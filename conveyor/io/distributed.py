@@ -31,14 +31,14 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from conveyor.io import filesystems as fsx
+from conveyor.io._blocks import BlockWriter, FileReader, blocks_of, reduce_job, write_job
 from conveyor.io._ray_driver import receive, send
 from conveyor.io.examples import ExamplesSource
 from conveyor.io.writers import split_dir
@@ -61,9 +61,7 @@ SHARED_PATHS_ENV = "CONVEYOR_RAY_SHARED_PATHS"
 MIN_ROWS_ENV = "CONVEYOR_RAY_DATA_MIN_ROWS"
 DEFAULT_MIN_ROWS = 1_000_000
 ENGINE = "ray-data"
-ROW_GROUP_ROWS = 262_144  # as conveyor.io.writers.ExamplesWriter
 BATCH_SIZE = 65_536
-BLOCK_ROWS = 1_000_000  # a block: consecutive row groups of one file, about this many rows
 
 
 def min_rows() -> int | None:
@@ -133,11 +131,11 @@ def map_reduce(
     columns: Sequence[str] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> Any:
-    """One partial result per data file of ``splits``, made on the cluster's workers (a
-    ``create()``-d accumulator to which ``add(acc, batch)`` adds the file's batches of
-    ``columns``), merged here in file order with ``merge(acc, other)``."""
+    """One partial result per block of ``splits`` (about 1M rows of one file), made on the
+    cluster's workers (a ``create()``-d accumulator to which ``add(acc, batch)`` adds the
+    block's batches of ``columns``), merged here in row order with ``merge(acc, other)``."""
     reader = FileReader(_columns(columns), batch_size)
-    partials = _driver().run(_reduce_job, _blocks_of(source, splits), reader, create, add)
+    partials = _driver().run(reduce_job, blocks_of(source, splits), reader, create, add)
     logger.info("Merging the partial results of %d block(s)", len(partials))
     return functools.reduce(merge, partials)
 
@@ -163,16 +161,16 @@ def map_write(
     batch_size: int = BATCH_SIZE,
     extras: Any = None,
 ) -> Written:
-    """Map every batch of ``split`` with ``fn`` on the cluster's workers (one data file
-    per block) and write the results as ``{uri}/Split-{split}/part-NNNNN.parquet``
-    (``schema``), in the split's row order. ``extras``, an object with ``create()`` and
+    """Map every batch of ``split`` with ``fn`` on the cluster's workers and write the
+    results as ``{uri}/Split-{split}/part-NNNNN.parquet`` (``schema``, a file per block),
+    in the split's row order. ``extras``, an object with ``create()`` and
     ``add(acc, batch, mapped)``, makes one accumulator per block, returned in order."""
     folder = split_dir(uri, split)
     fsx.makedirs(folder)
     writer = BlockWriter(fn, folder, schema, extras)
     reader = FileReader(_columns(columns), batch_size)
     try:
-        written = _driver().run(_write_job, _blocks_of(source, split), reader, writer)
+        written = _driver().run(write_job, blocks_of(source, split), reader, writer)
         files = _publish(folder, [w["file"] for w in written if w["rows"]], schema)
     finally:  # and what retried tasks left behind
         _remove_hidden(folder)
@@ -180,88 +178,6 @@ def map_write(
     logger.info("Wrote %d rows of split %r in %d file(s) from %d block(s)",
                 rows, split, len(files), len(written))  # fmt: skip
     return Written(rows, files, [w["extra"] for w in written])
-
-
-@dataclass(frozen=True)
-class Block:
-    """A share of a split: some consecutive row groups of one of its Parquet files."""
-
-    file: str
-    row_groups: tuple[int, ...]
-
-
-def _blocks_of(source: ExamplesSource, splits: str | Sequence[str]) -> list[Block]:
-    """The splits' files cut into blocks of whole row groups, about :data:`BLOCK_ROWS`
-    rows each, in row order (read from the files' footers)."""
-    import pyarrow.parquet as pq
-
-    names = [splits] if isinstance(splits, str) else list(splits)
-    blocks = []
-    for file in (file for name in names for file in source.files(name)):
-        filesystem, path = fsx.arrow_filesystem(file)
-        with filesystem.open_input_file(path) as handle:
-            metadata = pq.ParquetFile(handle).metadata
-        groups: list[int] = []
-        rows = 0
-        for index in range(metadata.num_row_groups):
-            groups.append(index)
-            rows += metadata.row_group(index).num_rows
-            if rows >= BLOCK_ROWS:
-                blocks.append(Block(file, tuple(groups)))
-                groups, rows = [], 0
-        if groups or metadata.num_row_groups == 0:
-            blocks.append(Block(file, tuple(groups)))
-    return blocks
-
-
-@dataclass(frozen=True)
-class FileReader:
-    """Reads a block's batches on a worker, a row group at a time, as the local statistics
-    pass does (no read-ahead), so a worker's memory stays flat."""
-
-    columns: list[str] | None
-    batch_size: int
-
-    def batches(self, block: Block) -> Iterator[pa.RecordBatch]:
-        import pyarrow.parquet as pq
-
-        filesystem, path = fsx.arrow_filesystem(block.file)
-        with filesystem.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle, pre_buffer=False)
-            yield from parquet.iter_batches(
-                batch_size=self.batch_size, row_groups=list(block.row_groups), columns=self.columns
-            )
-
-
-class BlockWriter:
-    """Maps one block's batches and writes them to a hidden file of ``folder``: runs on a
-    worker."""
-
-    def __init__(self, fn: Callable, folder: str, schema: pa.Schema, extras: Any) -> None:
-        self.fn, self.folder, self.schema, self.extras = fn, folder, schema, extras
-
-    def __call__(self, batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
-        import pyarrow.parquet as pq
-
-        name = f".block-{uuid.uuid4().hex}.parquet"
-        filesystem, path = fsx.arrow_filesystem(fsx.join(self.folder, name))
-        extra = self.extras.create() if self.extras is not None else None
-        rows, out = 0, None
-        try:
-            for batch in batches:
-                mapped = self.fn(batch)
-                parts = mapped.to_batches() if isinstance(mapped, pa.Table) else [mapped]
-                table = pa.Table.from_batches(parts, schema=self.schema)
-                if extra is not None:
-                    self.extras.add(extra, batch, table)
-                if table.num_rows:
-                    out = out or pq.ParquetWriter(path, self.schema, filesystem=filesystem)
-                    out.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                    rows += table.num_rows
-        finally:
-            if out is not None:
-                out.close()
-        return {"file": name if rows else "", "rows": rows, "extra": extra}
 
 
 def _publish(folder: str, hidden: list[str], schema: pa.Schema) -> list[str]:
@@ -288,46 +204,6 @@ def _remove_hidden(folder: str) -> None:
 
 def _columns(columns: Sequence[str] | None) -> list[str] | None:
     return list(columns) if columns is not None else None
-
-
-# ---------------------------------------------------------------------- in the driver process
-def _run_blocks(blocks: list[Block], one: Callable[[Block], Any]) -> list[Any]:
-    """``one(block)`` for every block, as Ray Data tasks on the cluster, results in order.
-    The first error stops the pass and is raised with its own words (Ray's wrapping of
-    an error in a task keeps only its traceback's text)."""
-    from ray import cloudpickle
-    from ray import data as ray_data
-
-    def task(row: dict[str, Any]) -> dict[str, Any]:
-        block = Block(row["file"], tuple(int(i) for i in row["row_groups"]))
-        try:
-            return {"error": "", "result": cloudpickle.dumps(one(block))}
-        except Exception as exc:
-            kind = "" if isinstance(exc, ConveyorError) else f"{type(exc).__name__}: "
-            return {"error": f"{kind}{exc} (in {block})", "result": b""}
-
-    rows = [{"file": b.file, "row_groups": list(b.row_groups)} for b in blocks]
-    items = ray_data.from_items(rows, override_num_blocks=len(blocks))
-    results = []
-    for row in items.map(task).iter_rows():
-        if row["error"]:
-            raise ConveyorError(row["error"])
-        results.append(cloudpickle.loads(row["result"]))
-    return results
-
-
-def _reduce_job(blocks: list[Block], reader: FileReader, create: Callable, add: Callable) -> list:
-    def one(block: Block) -> Any:
-        acc = create()
-        for batch in reader.batches(block):
-            add(acc, batch)
-        return acc
-
-    return _run_blocks(blocks, one)
-
-
-def _write_job(blocks: list[Block], reader: FileReader, writer: BlockWriter) -> list:
-    return _run_blocks(blocks, lambda block: writer(reader.batches(block)))
 
 
 # ---------------------------------------------------------------------- the driver, from here
