@@ -3,8 +3,9 @@
 Analyzers whose inputs need no unfitted analyzer run in the first pass; those that
 analyze the output of another analyzer's op (for instance z-scores of vocabulary ids) wait
 for a later pass. Within a pass, batches go to a few threads, each into its own
-accumulators, which are merged at the end: the same merge that combines partial results
-from other machines.
+accumulators (a :class:`Partial`), which are merged at the end: the same merge that
+combines partial results from other machines, when ``fit(..., run_pass=...)`` spreads the
+passes over a cluster (Transform does under the Ray runner).
 """
 
 from __future__ import annotations
