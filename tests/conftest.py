@@ -20,6 +20,11 @@ except ImportError:  # rootdir-less `pytest` run: tests/ itself is on sys.path
     from services import PostgresServer, start_postgres  # type: ignore[no-redef]
 
 
+# Ray reads this when it is imported: every Ray instance and cluster the tests start, and
+# every driver that joins one, stays on loopback instead of the machine's external address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
 

@@ -45,9 +45,7 @@ class FilesAdapter(ModelAdapter):
         return False
 
     def framework_version(self) -> str:
-        from conveyor import __version__
-
-        return __version__
+        return "none"  # plain files: the manifest records Conveyor's own version beside
 
     def save(self, model: Any, directory: str, *, sample: np.ndarray | None) -> SavedModel:
         source = Path(model) if isinstance(model, str | os.PathLike) else None

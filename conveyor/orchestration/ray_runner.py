@@ -95,6 +95,8 @@ class RayRunner(LocalRunner):
 
     @contextmanager
     def _pool(self, pipeline: Pipeline) -> Iterator[ExecutionPool]:
+        if self.address is None:  # read when Ray is imported: keeps a local instance on loopback
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray = _import_ray()
         started = not ray.is_initialized()
         if started:
@@ -315,8 +317,6 @@ def travels_with_task(module: ModuleType) -> bool:
 
 
 def _start_or_join(ray: ModuleType, address: str | None) -> None:
-    if address is None:  # a local instance stays on loopback with this set
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         # "local": a new instance, even where `ray start` left a cluster Ray would join
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)

@@ -50,10 +50,12 @@ def cluster(s3_endpoint):
     """A head and a worker node; both see the S3 endpoint (its settings are in the
     environment they start with)."""
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    loopback = {"node_ip_address": "127.0.0.1"}  # not the machine's external interface
     cluster = cluster_utils.Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
     )
-    worker = cluster.add_node(num_cpus=2)
+    worker = cluster.add_node(num_cpus=2, **loopback)
     cluster.wait_for_nodes()
     yield cluster, worker
     cluster.shutdown()
@@ -155,7 +157,7 @@ def test_ray_cluster_losing_a_node_fails_resumably(tmp_path, cluster, postgres_u
     assert "Ray task running Wide was lost" in failed["Wide"].error
     assert "--resume" in failed.resume_command or "resume=" in failed.resume_command
 
-    head.add_node(num_cpus=2)
+    head.add_node(num_cpus=2, node_ip_address="127.0.0.1")
     head.wait_for_nodes()
     (tmp_path / "hold").unlink()
     resumed = RayRunner(head.address, shared_root=True, display="none").run(
