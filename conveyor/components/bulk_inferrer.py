@@ -36,6 +36,7 @@ from conveyor.components._blessings import blessing_problems
 from conveyor.components._ray_data import record_engine, use_ray_data
 from conveyor.components._specs import check_names, check_number, with_specs
 from conveyor.dsl import Input, Output, Param
+from conveyor.io import filesystems as fsx
 from conveyor.io.writers import examples_properties
 from conveyor.types import ConveyorError, Examples, InferenceResult, Model, ModelBlessing
 
@@ -118,8 +119,9 @@ def infer_examples(
     on_cluster = [s for s in splits if use_ray_data(source, s, "BulkInferrer", also=[model.uri])]
     counts = _predict_here(source, [s for s in splits if s not in on_cluster], passthrough,
                            predictor, spec, inference_result.uri, schema)  # fmt: skip
+    shared_model = fsx.origin(model.uri) or model.uri  # where every worker finds it
     for split in on_cluster:
-        counts[split] = _predict_on_cluster(source, split, passthrough, bundle, model.uri,
+        counts[split] = _predict_on_cluster(source, split, passthrough, bundle, shared_model,
                                             inference_result.uri, schema)  # fmt: skip
     written = examples_properties({split: counts[split] for split in splits})
     inference_result.properties.update(

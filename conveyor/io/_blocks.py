@@ -40,6 +40,7 @@ def blocks_of(source: ExamplesSource, splits: str | Sequence[str]) -> list[Block
     names = [splits] if isinstance(splits, str) else list(splits)
     blocks = []
     for file in (file for name in names for file in source.files(name)):
+        file = fsx.origin(file) or file  # workers read a staged copy's object store
         filesystem, path = fsx.arrow_filesystem(file)
         with filesystem.open_input_file(path) as handle:
             metadata = pq.ParquetFile(handle).metadata

@@ -114,6 +114,7 @@ def use_ray_data(
 
 
 def _reachable(uri: str) -> bool:
+    uri = fsx.origin(uri) or uri  # a staged copy of an object-store artifact: the original
     if "://" in uri and not uri.startswith("file://"):
         return True
     shared = [p for p in os.environ.get(SHARED_PATHS_ENV, "").split(os.pathsep) if p]
@@ -165,6 +166,9 @@ def map_write(
     results as ``{uri}/Split-{split}/part-NNNNN.parquet`` (``schema``, a file per block),
     in the split's row order. ``extras``, an object with ``create()`` and
     ``add(acc, batch, mapped)``, makes one accumulator per block, returned in order."""
+    if fsx.origin(uri) is not None:  # a staged output: the workers write its object store
+        fsx.note_written_at_origin(uri)
+        uri = fsx.origin(uri)
     folder = split_dir(uri, split)
     fsx.makedirs(folder)
     writer = BlockWriter(fn, folder, schema, extras)

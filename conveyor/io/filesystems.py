@@ -106,3 +106,43 @@ def arrow_filesystem(uri: str) -> tuple[Any, str]:
     if protocol in ("file", "local"):
         return pafs.LocalFileSystem(), path
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+# Local folders that stand in, in this process, for artifacts on an object store (the
+# execution's staged copies, see conveyor.orchestration.staging): work spread over other
+# machines reads and writes the object store itself.
+_STAND_INS: dict[str, str] = {}
+_WRITTEN_AT_ORIGIN: set[str] = set()
+
+
+def stand_in(local: str, uri: str) -> None:
+    """Record that the local folder ``local`` holds (or will hold) what ``uri`` holds."""
+    _STAND_INS[os.path.abspath(local)] = uri.rstrip("/")
+
+
+def origin(path: str) -> str | None:
+    """The object-store URI that the local ``path`` stands for, if it lies in a folder
+    recorded with :func:`stand_in`; None otherwise."""
+    if "://" in path:
+        return None
+    full = os.path.abspath(path)
+    for local, uri in _STAND_INS.items():
+        if full == local:
+            return uri
+        if full.startswith(local + os.sep):
+            return f"{uri}/{os.path.relpath(full, local).replace(os.sep, '/')}"
+    return None
+
+
+def note_written_at_origin(path: str) -> None:
+    """Record that files of the folder standing in at ``path`` were written to its origin
+    directly (its local copy is then incomplete)."""
+    full = os.path.abspath(path)
+    for local in _STAND_INS:
+        if full == local or full.startswith(local + os.sep):
+            _WRITTEN_AT_ORIGIN.add(local)
+
+
+def written_at_origin(local: str) -> bool:
+    """Whether :func:`note_written_at_origin` was called for (a path in) ``local``."""
+    return os.path.abspath(local) in _WRITTEN_AT_ORIGIN

@@ -8,6 +8,9 @@ nothing it would not have published (its outputs are never marked LIVE either). 
 code sees ``artifact.uri`` as a local path, as with a local root, and what the metadata store
 records is the remote URI. This is what Kubeflow Pipelines' launcher does for its steps.
 
+Work a component spreads over a Ray cluster (:mod:`conveyor.io.distributed`) reads and
+writes the object store itself: each local folder is recorded as standing in for its URI.
+
 An uploaded output also stays in the cache under its URI, so the next node on the same
 machine reads it without downloading it again. Artifacts never change once published, so a
 cached copy is never stale. The cache lives in ``$CONVEYOR_HOME/cache/artifacts``; delete
@@ -31,7 +34,7 @@ from copy import copy
 from pathlib import Path
 from typing import Any
 
-from conveyor.io.filesystems import split_uri
+from conveyor.io.filesystems import split_uri, stand_in, written_at_origin
 from conveyor.settings import conveyor_home
 from conveyor.types import Artifact, ExecutionError
 
@@ -74,6 +77,7 @@ class Staging:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             self.outputs[key].uri = str(folder)
+            stand_in(str(folder), uri)
 
     def publish(self) -> None:
         """Upload every output to its URI; each artifact's ``.uri`` is remote again."""
@@ -82,7 +86,10 @@ class Staging:
             folder = Path(artifact.uri)
             upload_folder(folder, uri)
             artifact.uri = uri
-            _keep_in_cache(folder, uri)
+            if written_at_origin(str(folder)):  # work on the cluster wrote part of it there
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                _keep_in_cache(folder, uri)
 
     def discard(self) -> None:
         """Remove the local output folders of an execution that failed."""
@@ -99,6 +106,7 @@ def _staged_input(artifact: Artifact) -> Artifact:
     local = copy(artifact)
     local.properties = dict(artifact.properties)
     local.uri = str(local_copy(artifact.uri))
+    stand_in(local.uri, artifact.uri)
     return local
 
 

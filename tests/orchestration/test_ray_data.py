@@ -91,7 +91,9 @@ def Penguins(examples: Output[Examples]):
     examples.properties.update(write_examples(examples.uri, {"train": train, "eval": test}, 400))
 
 
-def penguin_pipeline(folder: Path, name: str, metadata_url: str) -> Pipeline:
+def penguin_pipeline(
+    folder: Path, name: str, metadata_url: str, root: str | None = None
+) -> Pipeline:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "transform.py").write_text(TRANSFORM_MODULE)
     (folder / "trainer.py").write_text(TRAINER_MODULE)
@@ -105,22 +107,25 @@ def penguin_pipeline(folder: Path, name: str, metadata_url: str) -> Pipeline:
                       module_file=str(folder / "trainer.py"))  # fmt: skip
     inferrer = BulkInferrer(examples=gen.outputs["examples"], model=trainer.outputs["model"])
     nodes = [gen, statistics, transform, trainer, inferrer]
-    return Pipeline(name, nodes, root=folder / "root", metadata_url=metadata_url)
+    return Pipeline(name, nodes, root=root or folder / "root", metadata_url=metadata_url)
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A head and a worker node; Ray Data passes forced for splits of any size."""
+def cluster(s3_endpoint):
+    """A head and a worker node; Ray Data passes forced for splits of any size. Both nodes
+    see the S3 endpoint (its settings are in the environment they start with)."""
     saved = {
         k: os.environ.get(k)
         for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
     }
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ[distributed.MIN_ROWS_ENV] = "0"
+    loopback = {"node_ip_address": "127.0.0.1"}
     cluster = cluster_utils.Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
     )
-    cluster.add_node(num_cpus=2)
+    cluster.add_node(num_cpus=2, **loopback)
     cluster.wait_for_nodes()
     yield cluster
     distributed.shutdown()
@@ -225,6 +230,48 @@ def test_ray_data_transform_fits_and_writes_what_the_local_runner_does(runs):
     assert_same(*[without(found, "histograms") for found in post])
     pre = [output(run, "Transform", "pre_transform_stats").uri for run in (by_ray, by_local)]
     assert_same(split_statistics(pre[0], "train"), split_statistics(pre[1], "train"))
+
+
+@pytest.fixture(scope="module")
+def in_a_bucket(cluster, postgres_url, tmp_path_factory):
+    """The pipeline by the Ray runner with its root in the S3 bucket: the components work
+    on staged copies, their Ray Data passes on the bucket itself."""
+    tmp = tmp_path_factory.mktemp("ray_data_s3")
+    bucket = f"s3://conveyor/ray-data-{time.time_ns()}"
+    pipeline = penguin_pipeline(tmp, f"penguin-s3-{time.time_ns()}", postgres_url, root=bucket)
+    # Not from the cache, which holds the same executions' outputs in the other runs' roots.
+    result = RayRunner(cluster.address, display="none").run(pipeline, enable_cache=False)
+    assert result.ok, result.message
+    return result, bucket
+
+
+def test_ray_data_with_an_object_store_root_reads_and_writes_the_bucket(runs, in_a_bucket):
+    from conveyor.orchestration.staging import local_copy
+
+    by_local, _ = runs
+    by_ray, bucket = in_a_bucket
+    for node, key in [
+        ("StatisticsGen", "statistics"),
+        ("Transform", "transformed_examples"),
+        ("Transform", "transform_graph"),
+        ("BulkInferrer", "inference_result"),
+    ]:
+        found = output(by_ray, node, key)
+        assert found.uri.startswith(bucket) and found.properties["engine"] == "ray-data", node
+    assert_same(statistics(by_ray), statistics(by_local))
+
+    def constants(uri: str) -> dict:
+        return json.loads(Path(uri, "transform_fn", "graph.json").read_text())["values"]
+
+    graph = output(by_ray, "Transform", "transform_graph").uri
+    assert_same(
+        constants(local_copy(graph)),
+        constants(output(by_local, "Transform", "transform_graph").uri),
+    )
+    for node, key in [("Transform", "transformed_examples"), ("BulkInferrer", "inference_result")]:
+        for split in ("train", "eval"):
+            ours = read_table(output(by_ray, node, key), split).to_pylist()
+            assert_same(ours, read_table(output(by_local, node, key), split).to_pylist())
 
 
 def test_ray_data_bulk_inferrer_predicts_every_row_in_order(runs):
