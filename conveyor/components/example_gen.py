@@ -1,7 +1,9 @@
 """The ExampleGen family: bring data in as an ``Examples`` artifact, split and typed once.
 
 ``FileExampleGen`` is the general form (CSV, Parquet, JSON lines, Avro, TFRecord of
-tf.Example); ``CsvExampleGen`` and ``ImportExampleGen`` are the names TFX users know.
+tf.Example); ``CsvExampleGen`` and ``ImportExampleGen`` are the names TFX users know. Under
+the Ray runner, large inputs of several files are converted a file per Ray Data task, into
+the same rows in the same order (see :mod:`conveyor.components._ray_data_example_gen`).
 
 Example::
 
@@ -11,9 +13,9 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
 from typing import Any
 
 import pyarrow as pa
@@ -25,7 +27,7 @@ from conveyor.io.bad_rows import BadRows
 from conveyor.io.input_patterns import ALL, RangeConfig, ResolvedInputs, resolve_inputs
 from conveyor.io.prefetch import prefetch
 from conveyor.io.splits import assign_splits, check_output_config
-from conveyor.io.writers import ExamplesWriter
+from conveyor.io.writers import ExamplesWriter, examples_properties
 from conveyor.types import ConveyorError, Examples, Schema
 
 __all__ = ["CsvExampleGen", "FileExampleGen", "ImportExampleGen", "RangeConfig"]
@@ -106,34 +108,47 @@ def _write_all(
     batch_size: int,
     rows_per_file: int,
 ) -> None:
-    from conveyor.io import sources
+    from conveyor.components import _ray_data_example_gen as conversion
 
     config = dict(output_config or DEFAULT_OUTPUT_CONFIG)
+    convert = functools.partial(
+        convert_file, fmt=fmt, schema=schema, batch_size=batch_size, splits=splits,
+        config=config, partition_feature=partition_feature,
+    )  # fmt: skip
+    tasks = [(split, uri) for split, uris in inputs.files.items() for uri in uris]
+    plan = conversion.Plan(splits, schema, output_format, rows_per_file, on_bad_rows)
     _clear(examples.uri)
-    with ExitStack() as stack:
-        quarantine = None
-        if on_bad_rows == "quarantine":
-            quarantine = stack.enter_context(
-                fsx.open_file(fsx.join(examples.uri, "bad_rows.jsonl"), "w")
-            )
-        bad_rows = BadRows(on_bad_rows, quarantine)
-        writer = ExamplesWriter(
-            examples.uri, splits, schema, output_format=output_format, rows_per_file=rows_per_file
-        )
-        stack.enter_context(writer)
-        for split, uris in inputs.files.items():
-            for uri in uris:
-                batches = prefetch(
-                    sources.read_batches(
-                        uri, fmt, schema=schema, bad_rows=bad_rows, batch_size=batch_size
-                    )
-                )
-                for target, part in _route(batches, split, splits, config, partition_feature):
-                    writer.write(target, part)
-    examples.properties.update(writer.properties())
-    examples.properties.update(bad_rows.summary())
-    if on_bad_rows == "quarantine":
-        examples.properties["bad_rows_file"] = fsx.join(examples.uri, "bad_rows.jsonl")
+    if conversion.use_ray_data([uri for _, uri in tasks], examples.uri, fmt):
+        conversion.convert_on_cluster(examples, tasks, convert, plan)
+        return
+    converted = conversion.write_files(examples.uri, tasks, convert, plan)
+    examples.properties.update(examples_properties(converted.counts, output_format))
+    examples.properties.update(conversion.quarantine_properties(examples.uri, [converted], plan))
+
+
+def convert_file(
+    writer: ExamplesWriter,
+    bad_rows: BadRows,
+    split: str,
+    uri: str,
+    *,
+    fmt: str,
+    schema: pa.Schema,
+    batch_size: int,
+    splits: list[str],
+    config: Mapping[str, int],
+    partition_feature: str | None,
+) -> None:
+    """Read one input file of ``split`` (``ALL`` when rows are hash-split) with the settled
+    ``schema`` and write its rows to their splits, in order: the same in this process and on
+    a Ray worker."""
+    from conveyor.io import sources
+
+    batches = prefetch(
+        sources.read_batches(uri, fmt, schema=schema, bad_rows=bad_rows, batch_size=batch_size)
+    )
+    for target, part in _route(batches, split, splits, config, partition_feature):
+        writer.write(target, part)
 
 
 def _route(

@@ -21,6 +21,13 @@ def split_dir(uri: str, split: str) -> str:
     return fsx.join(uri, f"Split-{split}")
 
 
+def file_name(output_format: str, index: int) -> str:
+    """A split's ``index``-th file: ``part-00000.parquet``, ``data_tfrecord-00000.gz``."""
+    if output_format == "parquet":
+        return f"part-{index:05d}.parquet"
+    return f"data_tfrecord-{index:05d}.gz"
+
+
 class _SplitFile:
     """The file currently being written for one split."""
 
@@ -126,7 +133,7 @@ class ExamplesWriter:
             if self.output_format == "parquet":
                 import pyarrow.parquet as pq
 
-                fs, path = fsx.arrow_filesystem(fsx.join(folder, f"part-{index:05d}.parquet"))
+                fs, path = fsx.arrow_filesystem(fsx.join(folder, file_name("parquet", index)))
                 writer = pq.ParquetWriter(
                     path,
                     self.schema,
@@ -138,7 +145,7 @@ class ExamplesWriter:
             else:
                 from conveyor.io.tfrecord import TFRecordWriter
 
-                writer = TFRecordWriter(fsx.join(folder, f"data_tfrecord-{index:05d}.gz"), "GZIP")
+                writer = TFRecordWriter(fsx.join(folder, file_name("tfrecord", index)), "GZIP")
                 self._open[split] = _SplitFile(writer, writer.__enter__())
         return self._open[split]
 
