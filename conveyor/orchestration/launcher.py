@@ -84,11 +84,18 @@ class Launcher:
         key = cache_key(node, inputs)
         if attempt == 1 and self.use_cache(node):
             hit = self.store.find_cached(key)
-            if hit is not None and set(hit[1]) == set(node.outputs):
+            if hit is not None and set(hit[1]) == set(node.outputs) and self._in_root(hit[1]):
                 return self._record(
                     node, "CACHED", inputs, hit[1], started, key, {"cached_from": hit[0]}
                 )
         return self._prepare(node, inputs, key, attempt, started)
+
+    def _in_root(self, outputs: Mapping[str, list[Artifact]]) -> bool:
+        """Whether a cached execution's outputs lie under this pipeline's root: those of a
+        run with another root (another machine's folder, say) may be out of this run's reach."""
+        root = str(self.pipeline.root).rstrip("/")
+        prefix = root + ("/" if self.remote_root else os.sep)
+        return all(a.uri.startswith(prefix) for found in outputs.values() for a in found)
 
     def resolve_inputs(self, node: Node, available: Available) -> dict[str, list[Artifact]]:
         resolved: dict[str, list[Artifact]] = {}

@@ -83,6 +83,17 @@ def test_remote_root_rerun_is_cached_and_a_new_machine_downloads(tmp_path, bucke
     assert fresh["Train"].outputs["model"][0].properties["sum"] == 3
 
 
+def test_remote_root_does_not_take_cached_outputs_from_another_root(tmp_path, bucket_root):
+    runner = LocalRunner(display="none")
+    on_disk = runner.run(_pipeline(tmp_path, str(tmp_path / "root")))
+    in_bucket = runner.run(_pipeline(tmp_path, bucket_root))
+    assert on_disk.ok and in_bucket.ok
+    assert {n.state for n in in_bucket.nodes.values()} == {"COMPLETE"}
+    assert in_bucket["Train"].outputs["model"][0].uri.startswith(bucket_root)
+    again = runner.run(_pipeline(tmp_path, bucket_root))
+    assert {n.state for n in again.nodes.values()} == {"CACHED"}
+
+
 def test_remote_root_failed_execution_uploads_nothing(tmp_path, bucket_root):
     import s3fs
 

@@ -61,7 +61,21 @@ def pipeline(tmp_path: Path, **train) -> Pipeline:
 
 
 def descendants() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.status() != "zombie"]
+    """This process's live descendants, but those that outlive a test on purpose (the
+    session's service processes, such as the S3 server)."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.status() != "zombie" and p.pid not in _SERVICES]  # fmt: skip
+
+
+_SERVICES: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _services_running_before():
+    """The processes already running when the test starts are not the run's."""
+    _SERVICES.clear()
+    _SERVICES.update(p.pid for p in psutil.Process().children(recursive=True))
+    yield
 
 
 @pytest.fixture()
