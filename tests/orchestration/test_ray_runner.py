@@ -234,32 +234,48 @@ pipeline = Pipeline("cli-ray", [Hello()])
 """
 
 
-def ray_processes() -> set[int]:
-    """Processes of Ray's (its GCS server, raylets and workers) on this machine."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    words = ("gcs_server", "raylet", "ray::", "default_worker.py")
-    return {int(line.split()[0]) for line in out.splitlines() if any(w in line for w in words)}
+def session_processes(driver_pid: int) -> set[int]:
+    """The processes of the Ray instance that ``driver_pid`` started (its session folder
+    ends with the driver's pid) and their children (the workers): other Ray instances on the
+    machine are left out."""
+    import psutil
+
+    mark = f"_{driver_pid}/"
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if any(mark in part for part in process.info["cmdline"] or ()):
+            found.add(process.pid)
+            found.update(child.pid for child in process.children(recursive=True))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    import psutil
+
+    return {pid for pid in pids if psutil.pid_exists(pid)
+            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}  # fmt: skip
 
 
 def test_conveyor_run_with_the_ray_runner_leaves_no_ray_processes(tmp_path):
     (tmp_path / "pipeline.py").write_text(CLI_PIPELINE)
-    before = ray_processes()
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     conveyor = str(Path(sys.executable).with_name("conveyor"))
     command = [conveyor, "run", str(tmp_path / "pipeline.py")]
     url = f"sqlite:///{tmp_path / 'md.db'}"
     command += ["--runner", "ray", "--root", str(tmp_path / "root"), "--metadata-url", url]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
     store = MetadataStore(url)
     try:
         assert [e.state for e in store.executions(pipeline="cli-ray")] == ["COMPLETE"]
     finally:
         store.close()
     deadline = time.time() + 20
-    while ray_processes() - before and time.time() < deadline:
+    while alive(session_processes(done.pid)) and time.time() < deadline:
         time.sleep(0.5)
-    assert not ray_processes() - before
+    assert not alive(session_processes(done.pid))
 
 
 HELD_PIPELINE = CLI_PIPELINE.replace(
@@ -288,7 +304,6 @@ pipeline = Pipeline("cli-ray-held", [hello, Held(examples=hello.outputs["example
 def test_conveyor_run_with_the_ray_runner_interrupted_stops_its_task(tmp_path):
     (tmp_path / "pipeline.py").write_text(HELD_PIPELINE)
     (tmp_path / "hold").touch()
-    before = ray_processes()
     url = f"sqlite:///{tmp_path / 'md.db'}"
     conveyor = str(Path(sys.executable).with_name("conveyor"))
     command = [conveyor, "run", str(tmp_path / "pipeline.py"), "--runner", "ray"]
@@ -303,6 +318,8 @@ def test_conveyor_run_with_the_ray_runner_interrupted_stops_its_task(tmp_path):
         assert time.time() < deadline and runner.poll() is None, "the task never started"
         time.sleep(0.1)
     task_pid = int((tmp_path / "marker").read_text())
+    started = session_processes(runner.pid)  # the local Ray instance the run started
+    assert started
     runner.send_signal(signal.SIGINT)
     _, err = runner.communicate(timeout=60)
     assert runner.returncode != 0 and "--runner ray" in err and "--resume" in err
@@ -313,11 +330,9 @@ def test_conveyor_run_with_the_ray_runner_interrupted_stops_its_task(tmp_path):
         store.close()
     assert held.state == "FAILED" and "interrupted" in held.error
     deadline = time.time() + 20
-    while (Path(f"/proc/{task_pid}").exists() or ray_processes() - before) and (
-        time.time() < deadline
-    ):
+    while (Path(f"/proc/{task_pid}").exists() or alive(started)) and time.time() < deadline:
         time.sleep(0.5)
-    assert not Path(f"/proc/{task_pid}").exists() and not ray_processes() - before
+    assert not Path(f"/proc/{task_pid}").exists() and not alive(started)
 
 
 def test_import_conveyor_does_not_import_ray():
