@@ -19,6 +19,7 @@ from conveyor.components import CsvExampleGen
 from conveyor.components.example_gen import generate_examples
 from conveyor.io import distributed, read_table
 from conveyor.io.bad_rows import BadInputError
+from conveyor.io.writers import file_name
 from conveyor.types import Examples
 
 # Ray reads this when imported: set first, a cluster started here stays on loopback.
@@ -31,8 +32,9 @@ ENGINE_KEYS = ("engine",)
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A head and a worker node; Ray Data passes forced for inputs of any size."""
+def cluster(s3_endpoint):
+    """A head and a worker node; Ray Data passes forced for inputs of any size. Both nodes
+    see the S3 endpoint (its settings are in the environment they start with)."""
     saved = {
         k: os.environ.get(k)
         for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
@@ -96,6 +98,9 @@ def assert_same_examples(local: Examples, on_ray: Examples) -> None:
         assert ours.schema == theirs.schema
         assert ours.to_pylist() == theirs.to_pylist()
         assert ours.num_rows == local.properties["num_examples"][split]
+        kind = "parquet" if on_ray.properties["payload_format"] == "parquet" else "tfrecord"
+        names = sorted(p.name for p in Path(on_ray.uri, f"Split-{split}").iterdir())
+        assert names == [file_name(kind, i) for i in range(len(names))]
     assert not [p for p in Path(on_ray.uri).iterdir() if p.name.startswith(".")]
 
 
@@ -114,6 +119,7 @@ def test_ray_data_example_gen_csv_gives_the_local_rows_in_order(tmp_path, monkey
                      "partition_feature": "species"}),
         ("csv", {"input_config": {"train": "part-*.csv", "eval": "last-*.csv"},
                  "output_format": "tfrecord"}),
+        ("csv", {"rows_per_file": 40, "batch_size": 16}),
     ],
 )  # fmt: skip
 def test_ray_data_example_gen_splits_as_the_local_path(
@@ -200,3 +206,31 @@ def test_ray_runner_runs_csv_example_gen_on_ray_data(cluster, postgres_url, tmp_
     assert ours == theirs
     for split in ("train", "eval"):
         assert read_table(on_ray, split).to_pylist() == read_table(local, split).to_pylist()
+
+
+def test_ray_runner_converts_an_input_in_a_bucket_into_a_bucket(cluster, postgres_url, tmp_path):
+    import s3fs
+
+    from conveyor.orchestration.staging import local_copy
+
+    prefix = f"conveyor/example-gen-{time.time_ns()}"
+    base = penguin_files(tmp_path / "input")
+    for path in sorted(base.iterdir()):
+        s3fs.S3FileSystem().put(str(path), f"{prefix}/input/{path.name}")
+    local = Examples(str(tmp_path / "local"))
+    Path(local.uri).mkdir()
+    generate_examples(local, input_base=str(base))
+    nodes = [CsvExampleGen(input_base=f"s3://{prefix}/input")]
+    pipeline = Pipeline(f"eg-s3-{time.time_ns()}", nodes, root=f"s3://{prefix}/root",
+                        metadata_url=postgres_url)  # fmt: skip
+    result = RayRunner(cluster.address, display="none").run(pipeline)
+    assert result.ok, result.message
+    on_ray = result["CsvExampleGen"].outputs["examples"][0]
+    assert on_ray.uri.startswith(f"s3://{prefix}/root")
+    assert on_ray.properties["engine"] == "ray-data"
+    for split in ("train", "eval"):
+        assert read_table(on_ray, split).to_pylist() == read_table(local, split).to_pylist()
+        names = sorted(Path(local_copy(on_ray.uri), f"Split-{split}").iterdir())
+        assert [p.name for p in names] == [f"part-{i:05d}.parquet" for i in range(3)]
+    left = [p.rsplit("/", 1)[-1] for p in s3fs.S3FileSystem().ls(on_ray.uri.removeprefix("s3://"))]
+    assert sorted(left) == ["Split-eval", "Split-train"]
