@@ -10,15 +10,17 @@ counts, bad rows and quarantined rows are merged in input order.
 
 What is identical to the local path: the rows of every split, in the same order (reading a
 split's files in order gives the same table), the schema, the properties (row counts per
-split, bad-row counts and reasons) and the quarantine file. What is not: where the files
-break, as each input file starts new files (a split holds at least one file per input file
-that has rows for it, and files still roll every ``rows_per_file`` rows). An error found in a
-task (a bad row in ``error`` mode, a value that needs a wider type) is raised here as the
-same error the local path raises, the first in input order; a wider type restarts the whole
-conversion, as locally.
+split, bad-row counts and reasons; ``engine`` and ``ray_data_splits`` are added, as by the
+other components) and the quarantine file. What is not: where the files break, as each input
+file starts new files (a split holds at least one file per input file that has rows for it,
+and files still roll every ``rows_per_file`` rows). An error found in a task (a bad row in
+``error`` mode, a value that needs a wider type) is raised here as the same error the local
+path raises, the first in input order; a wider type restarts the whole conversion, as
+locally.
 
-When: only under the Ray runner, for at least two input files (a file is a task: one file has
-nothing to spread) that every node reaches, as does the output, and an input of at least
+When: only under the Ray runner, for at least two input files (a file is a task, never cut
+into byte ranges, as a CSV's quoted values may hold newlines: one file has nothing to
+spread) that every node reaches, as does the output, and an input of at least
 ``CONVEYOR_RAY_DATA_MIN_ROWS`` rows. Parquet files count their rows from their footers; the
 others are estimated from their size: CSV and JSON lines from the lines in the first MiB of
 the first file, Avro and TFRecord at one row per :data:`BYTES_PER_ROW` bytes.
@@ -216,7 +218,7 @@ def convert_on_cluster(examples: Examples, tasks: list[Task], convert: Convert, 
             fs.rm(path, recursive=True)
     examples.properties.update(examples_properties(counts, plan.output_format))
     examples.properties.update(quarantine_properties(examples.uri, done, plan))
-    examples.properties.update(engine=distributed.ENGINE)
+    examples.properties.update(engine=distributed.ENGINE, ray_data_splits=list(plan.splits))
     logger.info("Converted %d file(s) on the cluster: %s rows", len(tasks), counts)
 
 

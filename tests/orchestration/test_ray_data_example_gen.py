@@ -28,7 +28,7 @@ ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 PENGUINS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "penguin"
-ENGINE_KEYS = ("engine",)
+ENGINE_KEYS = ("engine", "ray_data_splits")
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,7 @@ def assert_same_examples(local: Examples, on_ray: Examples) -> None:
     """Every split holds the same rows in the same order, files named part-00000, ...;
     the properties are the same but for the engine."""
     assert on_ray.properties["engine"] == "ray-data"
+    assert on_ray.properties["ray_data_splits"] == local.properties["split_names"]
     assert {k: v for k, v in on_ray.properties.items() if k not in ENGINE_KEYS} == dict(
         local.properties
     )
