@@ -7,7 +7,9 @@ Outputs:
   ``metrics.parquet``, ``plots.json`` and ``diff.json`` (see
   :mod:`conveyor.evaluation.results`; read them with ``conveyor.evaluation.load_evaluation``).
   Properties: ``blessed``, ``overall`` (the overall metrics), ``num_slices``,
-  ``num_examples`` ({split: rows}), ``model_id``, ``baseline_model_id``.
+  ``num_examples`` ({split: rows}), ``model_id``, ``baseline_model_id``; under the Ray
+  runner, ``engine`` and ``ray_data_splits`` when splits were evaluated with Ray Data (see
+  :mod:`conveyor.components._ray_data_eval`).
 - ``blessing`` (:class:`~conveyor.types.ModelBlessing`): a ``BLESSED`` or ``NOT_BLESSED``
   marker file (the latter lists the reasons) and ``blessing.json`` (every check). Properties:
   ``blessed``, ``model_id`` (the evaluated model's id, which ``LatestBlessedModel`` matches),
@@ -72,8 +74,11 @@ def Evaluator(
     ``module_file`` alone supplies its ``predict_fn``). ``schema``: the examples' schema,
     against which the config's feature names are checked first.
     """
+    from conveyor.components._ray_data import record_engine
+    from conveyor.components._ray_data_eval import EvalOnCluster
     from conveyor.evaluation import bless, evaluate, write_evaluation
 
+    on_cluster = EvalOnCluster()
     config = EvalConfig() if eval_config is None else EvalConfig.from_dict(eval_config)
     if schema is not None:
         available = _schema_features(schema.uri) + _transform_outputs(model.uri)
@@ -86,6 +91,7 @@ def Evaluator(
         splits=example_splits or ["eval"],
         baseline_model=baseline_model,
         predict_fn=load_predict_fn(module_file, predict_fn),
+        split_pass=on_cluster,
     )
     verdict = bless(result)
     write_evaluation(evaluation.uri, result, verdict)
@@ -97,6 +103,7 @@ def Evaluator(
         blessed=verdict.blessed, overall=overall.metrics, num_slices=len(result.candidate),
         num_examples=result.num_examples, **ids,
     )  # fmt: skip
+    record_engine(evaluation, on_cluster.splits)
     blessing.properties.update(
         blessed=verdict.blessed, reasons=verdict.reasons, skipped=verdict.skipped, **ids
     )

@@ -64,6 +64,20 @@ class ClassState:
         self.ranked = [(labels, proba, weights)]
         return labels, proba, weights
 
+    def merge(self, other: ClassState) -> None:
+        """Add ``other``'s sums (and kept scores) to these."""
+        self.num_rows += other.num_rows
+        self.weight += other.weight
+        self.nan_rows += other.nan_rows
+        self.unseen_rows += other.unseen_rows
+        self.confusion += other.confusion
+        self.has_proba = self.has_proba or other.has_proba
+        self.known_weight += other.known_weight
+        self.log_loss_sum += other.log_loss_sum
+        self.brier_sum += other.brier_sum
+        self.calibration += other.calibration
+        self.ranked.extend(other.ranked)
+
 
 class ClassificationSlices:
     """Every slice's :class:`ClassState`, updated a batch at a time."""
@@ -79,6 +93,15 @@ class ClassificationSlices:
         if found is None:
             found = self._states[slice_id] = ClassState(self.num_classes, self.bins)
         return found
+
+    def empty(self) -> ClassificationSlices:
+        """No slices yet, the same classes and settings."""
+        return ClassificationSlices(self.num_classes, ranked=self.keep_scores, bins=self.bins)
+
+    def merge(self, other: ClassificationSlices, remap: np.ndarray) -> None:
+        """Add ``other``'s slices, whose slice id ``i`` is ``remap[i]`` here."""
+        for slice_id, state in other._states.items():
+            self.state(int(remap[slice_id])).merge(state)
 
     def update(
         self, rows: np.ndarray, slice_ids: np.ndarray, labels: np.ndarray,

@@ -19,27 +19,32 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from conveyor.evaluation.config import EvalConfig
 from conveyor.evaluation.derived_label import DerivedLabel
 from conveyor.evaluation.model_pass import ModelPass
+from conveyor.evaluation.partial import EvalPartial
+from conveyor.evaluation.scoring import EvalPlan, Scorer
 from conveyor.evaluation.slice_result import SliceResult
 from conveyor.evaluation.slicing import Slicer
 from conveyor.types import ConveyorError
 
-__all__ = ["Evaluation", "evaluate"]
+__all__ = ["Evaluation", "SplitPass", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 65536
+
+#: ``split_pass(plan, source, split)``: a split's sums made elsewhere, or None.
+SplitPass = Callable[[EvalPlan, Any, str], EvalPartial | None]
 
 
 @dataclass
@@ -70,9 +75,14 @@ def evaluate(
     baseline_model: Any = None,
     predict_fn: Callable[..., Any] | None = None,
     batch_size: int = BATCH_SIZE,
+    split_pass: SplitPass | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` (a bundle, its uri or a ``Model`` artifact) on ``splits`` of
-    ``examples`` (taken together, as TFX does), and ``baseline_model`` on the same rows."""
+    ``examples`` (taken together, as TFX does), and ``baseline_model`` on the same rows.
+
+    ``split_pass(plan, source, split)`` may score a split elsewhere (on a cluster: see
+    :class:`~conveyor.evaluation.scoring.EvalPlan`) and return its sums, or None to score
+    it here."""
     from conveyor import io
 
     config = EvalConfig() if config is None else EvalConfig.from_dict(config)
@@ -86,30 +96,46 @@ def evaluate(
     needed = _needed_columns(passes, config, label_key, columns, predict_fn is not None)
     if derived is not None:  # read what the label is computed from, not the label
         needed = list(dict.fromkeys([n for n in needed if n != label_key] + derived.inputs))
-    slicer = Slicer(config.specs)
-    counts: dict[str, int] = {}
-    excluded: dict[str, int] = {}
+    scorer = Scorer(passes, derived, config)
+    plan = EvalPlan(config, {role: _shared_uri(b) for role, b in bundles.items()}, label_key,
+                    columns[label_key].type, needed, predict_fn, derived is not None)  # fmt: skip
+    partials = []
     for split in splits:
-        for batch in io.record_batches(source, split, batch_size=batch_size, columns=needed):
-            counts[split] = counts.get(split, 0) + batch.num_rows
-            if derived is not None:
-                batch = derived.add_to(batch)
-            batch, weights = _usable_rows(batch, label_key, config.example_weight_key, excluded)
-            if batch.num_rows:
-                rows, slice_ids = slicer.assign(batch)
-                for run in passes:
-                    run.update(batch, rows, slice_ids, weights)
-        logger.info("Evaluated %d rows of split %s", counts.get(split, 0), split)
+        found = None if split_pass is None else split_pass(plan, source, split)
+        if found is None:
+            found = scorer.new_partial(split)
+            for batch in io.record_batches(source, split, batch_size=batch_size, columns=needed):
+                scorer.add(found, batch)
+        partials.append(found)
+        logger.info("Evaluated %d rows of split %s", found.counts.get(split, 0), split)
+    return _evaluation(passes, functools.reduce(EvalPartial.merge, partials), splits, config)
+
+
+def _evaluation(
+    passes: list[ModelPass], total: EvalPartial, splits: list[str], config: EvalConfig
+) -> Evaluation:
+    """The results of every model from the sums of every split."""
     first, baseline = passes[0], passes[1] if len(passes) > 1 else None
+    for run, sums in zip(passes, total.models, strict=True):
+        run.adopt(sums)
     return Evaluation(
-        task=first.task, label_key=label_key, class_names=first.class_names and
+        task=first.task, label_key=first.label_key, class_names=first.class_names and
         first.display_names(), splits=splits, metrics=first.metrics,
-        candidate=first.results(slicer),
-        baseline=None if baseline is None else baseline.results(slicer),
-        num_examples=counts, excluded=excluded, unseen_labels=first.unseen_labels(),
+        candidate=first.results(total.models[0], total.slicer),
+        baseline=None if baseline is None else baseline.results(total.models[1], total.slicer),
+        num_examples={split: total.counts.get(split, 0) for split in splits},
+        excluded=total.excluded, unseen_labels=first.unseen_labels(total.models[0]),
         config=config, model_uri=str(getattr(first.bundle, "uri", "")),
         baseline_uri=None if baseline is None else str(getattr(baseline.bundle, "uri", "")),
     )  # fmt: skip
+
+
+def _shared_uri(bundle: Any) -> str:
+    """Where other machines find the bundle: the object store a staged copy came from."""
+    from conveyor.io import filesystems as fsx
+
+    uri = str(getattr(bundle, "uri", ""))
+    return fsx.origin(uri) or uri
 
 
 def _bundles(models: dict[str, Any]) -> dict[str, Any]:
@@ -242,36 +268,3 @@ def _needed_columns(
                     f"examples do not have (columns: {', '.join(columns)})."
                 )
     return list(dict.fromkeys(needed))
-
-
-# ---------------------------------------------------------------------- per batch
-def _usable_rows(
-    batch: pa.RecordBatch, label_key: str, weight_key: str | None, excluded: dict[str, int]
-) -> tuple[pa.RecordBatch, np.ndarray | None]:
-    """The rows with a label (and a weight), counting the others in ``excluded``."""
-    label = batch.column(label_key)
-    keep = pc.is_valid(label)
-    if pa.types.is_floating(label.type):
-        keep = pc.and_(keep, pc.invert(pc.fill_null(pc.is_nan(label), True)))
-    _count(excluded, "missing label", batch.num_rows - pc.sum(keep).as_py())
-    weights = None
-    if weight_key is not None:
-        raw = batch.column(weight_key).cast(pa.float64()).fill_null(np.nan)
-        values = raw.to_numpy(zero_copy_only=False)
-        if (values < 0).any():
-            raise ConveyorError(
-                f"The example weight {weight_key!r} has negative values (e.g. "
-                f"{values[values < 0][0]}); weights must be 0 or more."
-            )
-        has_weight = pa.array(np.isfinite(values))
-        _count(excluded, "missing weight", pc.sum(pc.and_(keep, pc.invert(has_weight))).as_py())
-        keep = pc.and_(keep, has_weight)
-        weights = values[np.asarray(keep)]
-    if pc.all(keep).as_py():
-        return batch, weights
-    return batch.filter(keep), weights
-
-
-def _count(excluded: dict[str, int], why: str, rows: int | None) -> None:
-    if rows:
-        excluded[why] = excluded.get(why, 0) + int(rows)

@@ -73,9 +73,9 @@ class LabelEncoder:
             )  # fmt: skip
         return cls(len(class_names), list(class_names), by_id=by_id)
 
-    def encode(self, column: pa.Array) -> np.ndarray:
+    def encode(self, column: pa.Array, unseen_counts: Counter[str] | None = None) -> np.ndarray:
         """Class ids (int64) for a label column: -1 where missing, ``num_classes`` where
-        unseen (and the unseen values are counted)."""
+        unseen (and the unseen values are counted, in ``unseen_counts`` when given)."""
         if self.by_id:
             ids = column.cast(pa.int64()).fill_null(-1).to_numpy(zero_copy_only=False)
             unseen = (ids >= self.num_classes) | (ids < -1) if self.num_classes else ids < -1
@@ -87,7 +87,8 @@ class LabelEncoder:
         ids = np.where(unseen, self.num_classes, ids).astype(np.int64)
         if unseen.any():
             values = column.filter(pa.array(unseen)).to_pylist()
-            self.unseen.update(value_label(v) for v in values)
+            counts = self.unseen if unseen_counts is None else unseen_counts
+            counts.update(value_label(v) for v in values)
         return ids
 
     def widen(self, num_classes: int) -> None:

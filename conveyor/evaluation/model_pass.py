@@ -3,9 +3,11 @@ the rows to every slice they belong to, and turn the sums into per-slice results
 
 Example::
 
-    run = ModelPass(bundle, config, metrics, label_key="species", name="the candidate model")
-    run.update(batch, rows, slice_ids, weights)        # for every batch
-    run.results(slicer)                                # [SliceResult, ...], Overall first
+    run = ModelPass(bundle, config, label_key="species", label_type=pa.string(),
+                    name="the candidate model")
+    sums = ModelSums()
+    run.update(sums, batch, rows, slice_ids, weights)  # for every batch
+    run.results(sums, slicer)                          # [SliceResult, ...], Overall first
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from conveyor.evaluation.catalogue import BINARY_ONLY, METRICS, default_metrics,
 from conveyor.evaluation.class_metrics import classification_result
 from conveyor.evaluation.classification import ClassificationSlices
 from conveyor.evaluation.config import EvalConfig, EvalConfigError
-from conveyor.evaluation.labels import LabelEncoder, regression_labels
+from conveyor.evaluation.labels import MAX_LISTED, LabelEncoder, regression_labels
+from conveyor.evaluation.partial import ModelSums
 from conveyor.evaluation.predictions import Predictor
 from conveyor.evaluation.regression import RegressionSlices, regression_result
 from conveyor.evaluation.slice_result import SliceResult
@@ -67,29 +70,39 @@ class ModelPass:
         if self.task == "classification":
             self.encoder = LabelEncoder.for_classes(self.class_names, label_type, label_key)
         self.metrics = self._metric_names(len(self.class_names) if self.class_names else None)
-        self._slices: ClassificationSlices | RegressionSlices | None = None
 
     def update(
-        self, batch: pa.RecordBatch, rows: np.ndarray, slice_ids: np.ndarray,
+        self, sums: ModelSums, batch: pa.RecordBatch, rows: np.ndarray, slice_ids: np.ndarray,
         weights: np.ndarray | None,
     ) -> None:  # fmt: skip
-        """Predict ``batch`` and add row ``rows[k]`` to slice ``slice_ids[k]``."""
+        """Predict ``batch`` and add row ``rows[k]`` to slice ``slice_ids[k]`` of ``sums``."""
         predicted = self.predictor(batch)
         column = batch.column(self.label_key)
         if self.encoder is None:
             labels = regression_labels(column, self.label_key)
         else:
             self._start_classes(predicted)
-            labels = self.encoder.encode(column)
-        self._slices_for().update(rows, slice_ids, labels, predicted, weights)
+            labels = self.encoder.encode(column, sums.unseen)
+        if sums.slices is None:
+            sums.slices = self._new_slices()
+        sums.slices.update(rows, slice_ids, labels, predicted, weights)
 
-    def results(self, slicer: Slicer) -> list[SliceResult]:
+    def adopt(self, sums: ModelSums) -> None:
+        """Take the class count from ``sums`` made elsewhere (a model without class names
+        shows it with its first predictions)."""
+        if self.encoder is not None and not self.encoder.num_classes and sums.slices is not None:
+            self.encoder.widen(sums.slices.num_classes)  # type: ignore[union-attr]
+            self.metrics = self._metric_names(self.encoder.num_classes)
+
+    def results(self, sums: ModelSums, slicer: Slicer) -> list[SliceResult]:
         """Every slice's metrics, in the slicer's order."""
+        self.adopt(sums)
+        slices = sums.slices if sums.slices is not None else self._new_slices()
         specs = slicer.spec_of()
         ids = {slicer.key(i): i for i in range(len(specs))}
         out = []
         for key in slicer.ordered():
-            state = self._slices_for().state(ids[key])
+            state = slices.state(ids[key])
             if self.task == "regression":
                 out.append(regression_result(state, key, specs[key], self.metrics))
             else:
@@ -101,8 +114,10 @@ class ModelPass:
         names = self.class_names or range(self.encoder.num_classes if self.encoder else 0)
         return [str(n) for n in names]
 
-    def unseen_labels(self) -> dict[str, int]:
-        return self.encoder.unseen_values() if self.encoder is not None else {}
+    @staticmethod
+    def unseen_labels(sums: ModelSums) -> dict[str, int]:
+        """The most frequent label values the model never saw, with their counts."""
+        return dict(sums.unseen.most_common(MAX_LISTED))
 
     # ------------------------------------------------------------------ set up
     def _metric_names(self, num_classes: int | None) -> list[str]:
@@ -131,7 +146,7 @@ class ModelPass:
 
     def _start_classes(self, predicted: Any) -> None:
         """A model without class names shows its class count with its first predictions."""
-        if self._slices is not None or self.encoder is None or self.encoder.num_classes:
+        if self.encoder is None or self.encoder.num_classes:
             return
         if predicted.proba is None:
             raise ConveyorError(
@@ -141,13 +156,10 @@ class ModelPass:
         self.encoder.widen(predicted.proba.shape[1])
         self.metrics = self._metric_names(self.encoder.num_classes)
 
-    def _slices_for(self) -> ClassificationSlices | RegressionSlices:
-        if self._slices is None:
-            if self.task == "regression":
-                self._slices = RegressionSlices()
-            else:
-                self._slices = ClassificationSlices(
-                    self.encoder.num_classes, ranked=bool(RANKED & set(self.metrics)),
-                    bins=self.config.calibration_bins,
-                )  # fmt: skip
-        return self._slices
+    def _new_slices(self) -> ClassificationSlices | RegressionSlices:
+        if self.task == "regression":
+            return RegressionSlices()
+        return ClassificationSlices(
+            self.encoder.num_classes, ranked=bool(RANKED & set(self.metrics)),
+            bins=self.config.calibration_bins,
+        )  # fmt: skip

@@ -49,6 +49,14 @@ class RegressionState:
         self.label_m2 += m2 + delta * delta * self.weight * weight / total
         self.weight = total
 
+    def add_state(self, other: RegressionState) -> None:
+        """Add ``other``'s rows (another share of the same slice)."""
+        self.num_rows += other.num_rows
+        self.nan_rows += other.nan_rows
+        self.merge(other.weight, other.mean_label, other.label_m2)
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 class RegressionSlices:
     """Every slice's :class:`RegressionState`, updated a batch at a time."""
@@ -58,6 +66,14 @@ class RegressionSlices:
 
     def state(self, slice_id: int) -> RegressionState:
         return self._states.setdefault(slice_id, RegressionState())
+
+    def empty(self) -> RegressionSlices:
+        return RegressionSlices()
+
+    def merge(self, other: RegressionSlices, remap: np.ndarray) -> None:
+        """Add ``other``'s slices, whose slice id ``i`` is ``remap[i]`` here."""
+        for slice_id, state in other._states.items():
+            self.state(int(remap[slice_id])).add_state(state)
 
     def update(
         self, rows: np.ndarray, slice_ids: np.ndarray, labels: np.ndarray,

@@ -80,6 +80,12 @@ class Slicer:
         """Slice key → index of the spec in ``specs`` that made it."""
         return {key: self._order[i][0] for i, key in enumerate(self._keys)}
 
+    def absorb(self, other: Slicer) -> np.ndarray:
+        """Take in the slices ``other`` has seen; returns, for each of ``other``'s slice ids,
+        the id of the same key here (ids are numbered in the order each slicer met them)."""
+        return np.array([self._id(key, order) for key, order in
+                         zip(other._keys, other._order, strict=True)], dtype=np.int64)  # fmt: skip
+
     def assign(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, slice_ids)``: row ``rows[k]`` of ``batch`` belongs to ``slice_ids[k]``; a
         row is listed once per spec whose slices hold it."""
