@@ -84,7 +84,7 @@ def use_ray_data(inputs: Sequence[str], output_uri: str, fmt: str) -> bool:
     if len(inputs) < 2:
         logger.info("%s: in this process (one file is one task: nothing to spread)", label)
         return False
-    unreachable = [u for u in (output_uri, *inputs) if not distributed._reachable(u)]
+    unreachable = [u for u in (output_uri, *inputs) if not distributed.reachable(u)]
     if unreachable:
         logger.info("%s: in this process (%s is not on storage every Ray node mounts)",
                     label, unreachable[0])  # fmt: skip
@@ -203,7 +203,7 @@ def convert_on_cluster(examples: Examples, tasks: list[Task], convert: Convert, 
     fsx.makedirs(staging)
     blocks = [Block(source, (index,)) for index, (_, source) in enumerate(tasks)]
     try:
-        done = distributed._driver().run(
+        done = distributed.run_on_cluster(
             run_blocks, blocks, _ConvertTask(staging, tasks, convert, plan)
         )
         for converted in done:

@@ -50,6 +50,8 @@ __all__ = [
     "map_reduce",
     "map_write",
     "min_rows",
+    "reachable",
+    "run_on_cluster",
     "shutdown",
     "use_ray_data",
 ]
@@ -98,7 +100,7 @@ def use_ray_data(
     if source.payload_format != "parquet":
         logger.info("%s: in this process (Ray Data reads Parquet payloads only)", label)
         return False
-    unreachable = [u for u in (source.uri, *also) if not _reachable(u)]
+    unreachable = [u for u in (source.uri, *also) if not reachable(u)]
     if unreachable:
         logger.info("%s: in this process (%s is not on storage every Ray node mounts)",
                     label, unreachable[0])  # fmt: skip
@@ -113,13 +115,22 @@ def use_ray_data(
     return True
 
 
-def _reachable(uri: str) -> bool:
+def reachable(uri: str) -> bool:
+    """Whether every node of the cluster reaches ``uri``: an object store, a path under
+    the shared folders the runner names, or a staged copy of either."""
     uri = fsx.origin(uri) or uri  # a staged copy of an object-store artifact: the original
     if "://" in uri and not uri.startswith("file://"):
         return True
     shared = [p for p in os.environ.get(SHARED_PATHS_ENV, "").split(os.pathsep) if p]
     path = os.path.realpath(uri.removeprefix("file://"))
     return any(path == s or path.startswith(s.rstrip(os.sep) + os.sep) for s in shared)
+
+
+def run_on_cluster(job: Callable[..., Any], *args: Any) -> Any:
+    """``job(*args)`` (a function of blocks that runs Ray Data jobs, such as
+    :func:`~conveyor.io._blocks.run_blocks`'s callers) in this execution's Ray Data driver,
+    started on first use and joined to the runner's cluster."""
+    return _driver().run(job, *args)
 
 
 def map_reduce(
@@ -136,7 +147,7 @@ def map_reduce(
     cluster's workers (a ``create()``-d accumulator to which ``add(acc, batch)`` adds the
     block's batches of ``columns``), merged here in row order with ``merge(acc, other)``."""
     reader = FileReader(_columns(columns), batch_size)
-    partials = _driver().run(reduce_job, blocks_of(source, splits), reader, create, add)
+    partials = run_on_cluster(reduce_job, blocks_of(source, splits), reader, create, add)
     logger.info("Merging the partial results of %d block(s)", len(partials))
     return functools.reduce(merge, partials)
 
@@ -174,7 +185,7 @@ def map_write(
     writer = BlockWriter(fn, folder, schema, extras)
     reader = FileReader(_columns(columns), batch_size)
     try:
-        written = _driver().run(write_job, blocks_of(source, split), reader, writer)
+        written = run_on_cluster(write_job, blocks_of(source, split), reader, writer)
         files = _publish(folder, [w["file"] for w in written if w["rows"]], schema)
     finally:  # and what retried tasks left behind
         _remove_hidden(folder)
