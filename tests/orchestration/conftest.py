@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -67,3 +69,44 @@ def penguin_training() -> Callable[[Path], list]:
         return [example_gen, transform, trainer]
 
     return make
+
+
+@contextlib.contextmanager
+def _two_node_cluster(*, ray_data_always: bool = False) -> Iterator[tuple[object, object]]:
+    """A Ray head (1 CPU) and a worker node (2 CPUs) as separate processes, on loopback.
+
+    Both nodes start with this process's environment, so they see whatever it sees (an S3
+    endpoint's settings, say). With `ray_data_always`, Ray Data passes are taken for splits
+    of any size while the cluster is up. Yields (cluster, worker node)."""
+    from ray import cluster_utils
+
+    from conveyor.io import distributed
+
+    keys = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
+    saved = {key: os.environ.get(key) for key in keys}
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if ray_data_always:
+        os.environ[distributed.MIN_ROWS_ENV] = "0"
+    loopback = {"node_ip_address": "127.0.0.1"}  # not the machine's external interface
+    cluster = cluster_utils.Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
+    )
+    try:
+        worker = cluster.add_node(num_cpus=2, **loopback)
+        cluster.wait_for_nodes()
+        yield cluster, worker
+    finally:
+        distributed.shutdown()
+        cluster.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def two_node_cluster() -> Callable[..., contextlib.AbstractContextManager]:
+    """Starts a two-node Ray cluster on loopback: `with two_node_cluster() as (cluster, worker)`."""
+    return _two_node_cluster

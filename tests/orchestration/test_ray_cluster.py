@@ -15,7 +15,7 @@ from conveyor import Input, LocalRunner, Output, Param, Pipeline, RayRunner, com
 from conveyor.types import ConveyorError, Examples, Model
 
 ray = pytest.importorskip("ray")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytest.importorskip("ray.cluster_utils")
 
 
 @component
@@ -46,19 +46,11 @@ def penguin_pipeline():
 
 
 @pytest.fixture(scope="module")
-def cluster(s3_endpoint):
+def cluster(s3_endpoint, two_node_cluster):
     """A head and a worker node; both see the S3 endpoint (its settings are in the
     environment they start with)."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    loopback = {"node_ip_address": "127.0.0.1"}  # not the machine's external interface
-    cluster = cluster_utils.Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
-    )
-    worker = cluster.add_node(num_cpus=2, **loopback)
-    cluster.wait_for_nodes()
-    yield cluster, worker
-    cluster.shutdown()
+    with two_node_cluster() as (cluster, worker):
+        yield cluster, worker
 
 
 def pipeline(tmp_path: Path, name: str, metadata_url: str) -> Pipeline:

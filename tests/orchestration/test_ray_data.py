@@ -27,7 +27,7 @@ from conveyor.types import ConveyorError, Examples
 # Ray reads this when imported: set first, a cluster started here stays on loopback.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytest.importorskip("ray.cluster_utils")
 
 PENGUINS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "penguin"
 
@@ -111,30 +111,11 @@ def penguin_pipeline(
 
 
 @pytest.fixture(scope="module")
-def cluster(s3_endpoint):
+def cluster(s3_endpoint, two_node_cluster):
     """A head and a worker node; Ray Data passes forced for splits of any size. Both nodes
     see the S3 endpoint (its settings are in the environment they start with)."""
-    saved = {
-        k: os.environ.get(k)
-        for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
-    }
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ[distributed.MIN_ROWS_ENV] = "0"
-    loopback = {"node_ip_address": "127.0.0.1"}
-    cluster = cluster_utils.Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
-    )
-    cluster.add_node(num_cpus=2, **loopback)
-    cluster.wait_for_nodes()
-    yield cluster
-    distributed.shutdown()
-    cluster.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with two_node_cluster(ray_data_always=True) as (cluster, _):
+        yield cluster
 
 
 @pytest.fixture(scope="module")

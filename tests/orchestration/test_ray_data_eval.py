@@ -28,7 +28,7 @@ from conveyor.types import Examples, Model
 # Ray reads this when imported: set first, a cluster started here stays on loopback.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
-cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytest.importorskip("ray.cluster_utils")
 
 PENGUINS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "penguin"
 FEATURES = ["culmen_length_mm", "culmen_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -82,29 +82,10 @@ def evaluation_pipeline(folder: Path, name: str, metadata_url: str) -> Pipeline:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(two_node_cluster):
     """A head and a worker node; Ray Data passes forced for splits of any size."""
-    saved = {
-        k: os.environ.get(k)
-        for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
-    }
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ[distributed.MIN_ROWS_ENV] = "0"
-    loopback = {"node_ip_address": "127.0.0.1"}
-    cluster = cluster_utils.Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
-    )
-    cluster.add_node(num_cpus=2, **loopback)
-    cluster.wait_for_nodes()
-    yield cluster
-    distributed.shutdown()
-    cluster.shutdown()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with two_node_cluster(ray_data_always=True) as (cluster, _):
+        yield cluster
 
 
 @pytest.fixture(scope="module")
