@@ -110,3 +110,47 @@ def _two_node_cluster(*, ray_data_always: bool = False) -> Iterator[tuple[object
 def two_node_cluster() -> Callable[..., contextlib.AbstractContextManager]:
     """Starts a two-node Ray cluster on loopback: `with two_node_cluster() as (cluster, worker)`."""
     return _two_node_cluster
+
+
+def _local_and_ray(make: Callable, tmp: Path, name: str, cluster, metadata_url: str) -> tuple:
+    """`make(folder, name, metadata_url)`'s pipeline run by the local runner (its own SQLite
+    store) and by the Ray runner on `cluster` (the shared store at `metadata_url`)."""
+    import time
+
+    from conveyor import LocalRunner, RayRunner
+
+    local = make(tmp / "local", f"{name}-local", f"sqlite:///{tmp / 'md.db'}")
+    by_local = LocalRunner(display="none").run(local)
+    on_ray = make(tmp / "ray", f"{name}-ray-{time.time_ns()}", metadata_url)
+    by_ray = RayRunner(cluster.address, shared_root=True, display="none").run(on_ray)
+    assert by_local.ok, by_local.message
+    assert by_ray.ok, by_ray.message
+    return by_local, by_ray
+
+
+@pytest.fixture(scope="session")
+def local_and_ray() -> Callable[..., tuple]:
+    """Runs one pipeline by both runners: `local_and_ray(make, tmp, name, cluster, url)`."""
+    return _local_and_ray
+
+
+def _assert_same(found, expected, where: str = "", *, rel: float = 1e-9, abs: float = 1e-12):
+    """Equal, floats to `rel`/`abs`: partial results merge in another order than one pass."""
+    if isinstance(expected, dict):
+        assert sorted(found) == sorted(expected), where
+        for key in expected:
+            _assert_same(found[key], expected[key], f"{where}/{key}", rel=rel, abs=abs)
+    elif isinstance(expected, list):
+        assert len(found) == len(expected), where
+        for i, (a, b) in enumerate(zip(found, expected, strict=True)):
+            _assert_same(a, b, f"{where}[{i}]", rel=rel, abs=abs)
+    elif isinstance(expected, float):
+        assert found == pytest.approx(expected, rel=rel, abs=abs), where
+    else:
+        assert found == expected, where
+
+
+@pytest.fixture(scope="session")
+def assert_same() -> Callable[..., None]:
+    """Asserts nested results equal, floats within `rel`/`abs`, naming the first place not."""
+    return _assert_same

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from conveyor import LocalRunner, Output, Pipeline, RayRunner, component
+from conveyor import Output, Pipeline, RayRunner, component
 from conveyor.components import BulkInferrer, StatisticsGen, Trainer, Transform
 from conveyor.io import distributed, open_examples, read_table
 from conveyor.io.writers import ExamplesWriter
@@ -119,36 +119,14 @@ def cluster(s3_endpoint, two_node_cluster):
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, postgres_url, tmp_path_factory):
+def runs(cluster, postgres_url, tmp_path_factory, local_and_ray):
     """The same pipeline by the local runner and by the Ray runner on the cluster."""
     tmp = tmp_path_factory.mktemp("ray_data")
-    local = penguin_pipeline(tmp / "local", "penguin-local", f"sqlite:///{tmp / 'md.db'}")
-    by_local = LocalRunner(display="none").run(local)
-    on_ray = penguin_pipeline(tmp / "ray", f"penguin-ray-{time.time_ns()}", postgres_url)
-    by_ray = RayRunner(cluster.address, shared_root=True, display="none").run(on_ray)
-    assert by_local.ok, by_local.message
-    assert by_ray.ok, by_ray.message
-    return by_local, by_ray
+    return local_and_ray(penguin_pipeline, tmp, "penguin", cluster, postgres_url)
 
 
 def output(result, node: str, key: str):
     return result[node].outputs[key][0]
-
-
-def assert_same(found, expected, where: str = "") -> None:
-    """Equal, floats to 1e-9: partial results merge in another order than the threads'."""
-    if isinstance(expected, dict):
-        assert sorted(found) == sorted(expected), where
-        for key in expected:
-            assert_same(found[key], expected[key], f"{where}/{key}")
-    elif isinstance(expected, list):
-        assert len(found) == len(expected), where
-        for i, (a, b) in enumerate(zip(found, expected, strict=True)):
-            assert_same(a, b, f"{where}[{i}]")
-    elif isinstance(expected, float):
-        assert found == pytest.approx(expected, rel=1e-9, abs=1e-12), where
-    else:
-        assert found == expected, where
 
 
 def without(found, key: str):
@@ -172,7 +150,7 @@ def statistics(result, node: str = "StatisticsGen", key: str = "statistics") -> 
     return {split: split_statistics(uri, split) for split in ("train", "eval")}
 
 
-def test_ray_data_statistics_equal_the_local_runners(runs):
+def test_ray_data_statistics_equal_the_local_runners(assert_same, runs):
     by_local, by_ray = runs
     assert_same(statistics(by_ray), statistics(by_local))
     properties = output(by_ray, "StatisticsGen", "statistics").properties
@@ -181,7 +159,7 @@ def test_ray_data_statistics_equal_the_local_runners(runs):
     assert "engine" not in output(by_local, "StatisticsGen", "statistics").properties
 
 
-def test_ray_data_transform_fits_and_writes_what_the_local_runner_does(runs):
+def test_ray_data_transform_fits_and_writes_what_the_local_runner_does(assert_same, runs):
     by_local, by_ray = runs
 
     def constants(result) -> dict:
@@ -226,7 +204,9 @@ def in_a_bucket(cluster, postgres_url, tmp_path_factory):
     return result, bucket
 
 
-def test_ray_data_with_an_object_store_root_reads_and_writes_the_bucket(runs, in_a_bucket):
+def test_ray_data_with_an_object_store_root_reads_and_writes_the_bucket(
+    assert_same, runs, in_a_bucket
+):
     from conveyor.orchestration.staging import local_copy
 
     by_local, _ = runs

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pytest
 
-from conveyor import Input, LocalRunner, Output, Param, Pipeline, RayRunner, component
+from conveyor import Input, Output, Param, Pipeline, component
 from conveyor.components import Evaluator
 from conveyor.evaluation import EvalConfig, SlicingSpec, evaluate
 from conveyor.io import distributed, read_table
@@ -89,36 +88,14 @@ def cluster(two_node_cluster):
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, postgres_url, tmp_path_factory):
+def runs(cluster, postgres_url, tmp_path_factory, local_and_ray):
     """The same pipeline by the local runner and by the Ray runner on the cluster."""
     tmp = tmp_path_factory.mktemp("ray_data_eval")
-    local = evaluation_pipeline(tmp / "local", "eval-local", f"sqlite:///{tmp / 'md.db'}")
-    by_local = LocalRunner(display="none").run(local)
-    on_ray = evaluation_pipeline(tmp / "ray", f"eval-ray-{time.time_ns()}", postgres_url)
-    by_ray = RayRunner(cluster.address, shared_root=True, display="none").run(on_ray)
-    assert by_local.ok, by_local.message
-    assert by_ray.ok, by_ray.message
-    return by_local, by_ray
+    return local_and_ray(evaluation_pipeline, tmp, "eval", cluster, postgres_url)
 
 
 def output(result, node: str, key: str):
     return result[node].outputs[key][0]
-
-
-def assert_same(found, expected, where: str = "", *, rel: float = 1e-12, abs: float = 1e-12):
-    """Equal, floats to ``rel``/``abs``: sums of blocks add in another order."""
-    if isinstance(expected, dict):
-        assert sorted(found) == sorted(expected), where
-        for key in expected:
-            assert_same(found[key], expected[key], f"{where}/{key}", rel=rel, abs=abs)
-    elif isinstance(expected, list):
-        assert len(found) == len(expected), where
-        for i, (a, b) in enumerate(zip(found, expected, strict=True)):
-            assert_same(a, b, f"{where}[{i}]", rel=rel, abs=abs)
-    elif isinstance(expected, float):
-        assert found == pytest.approx(expected, rel=rel, abs=abs), where
-    else:
-        assert found == expected, where
 
 
 def saved(result, name: str) -> dict:
@@ -127,12 +104,12 @@ def saved(result, name: str) -> dict:
     return {k: v for k, v in found.items() if k not in ("model_uri", "baseline_uri")}
 
 
-def test_ray_data_evaluator_gives_the_local_runners_metrics(runs):
+def test_ray_data_evaluator_gives_the_local_runners_metrics(assert_same, runs):
     by_local, by_ray = runs
-    assert_same(saved(by_ray, "metrics.json"), saved(by_local, "metrics.json"))
-    assert_same(saved(by_ray, "diff.json"), saved(by_local, "diff.json"))
+    assert_same(saved(by_ray, "metrics.json"), saved(by_local, "metrics.json"), rel=1e-12)
+    assert_same(saved(by_ray, "diff.json"), saved(by_local, "diff.json"), rel=1e-12)
     # plot points are rounded to 5 digits: the last may differ
-    assert_same(saved(by_ray, "plots.json"), saved(by_local, "plots.json"), abs=1e-5)
+    assert_same(saved(by_ray, "plots.json"), saved(by_local, "plots.json"), rel=1e-12, abs=1e-5)
     ours = output(by_ray, "Evaluator", "evaluation").properties
     theirs = output(by_local, "Evaluator", "evaluation").properties
     assert ours["engine"] == "ray-data" and ours["ray_data_splits"] == ["eval"]
@@ -157,7 +134,9 @@ def penguin_model(runs):
             output(by_local, "PenguinModel", "model").uri)  # fmt: skip
 
 
-def test_ray_data_evaluator_sends_a_predict_fn_to_the_workers(on_cluster, penguin_model):
+def test_ray_data_evaluator_sends_a_predict_fn_to_the_workers(
+    assert_same, on_cluster, penguin_model
+):
     from conveyor.components._ray_data_eval import EvalOnCluster
 
     examples, model = penguin_model
@@ -171,7 +150,7 @@ def test_ray_data_evaluator_sends_a_predict_fn_to_the_workers(on_cluster, pengui
     assert split_pass.splits == ["eval"]
     for a, b in zip(there.candidate, here.candidate, strict=True):
         assert a.slice == b.slice
-        assert_same(a.metrics, b.metrics)
+        assert_same(a.metrics, b.metrics, rel=1e-12)
 
 
 def test_ray_data_evaluator_keeps_an_unpicklable_predict_fn_here(on_cluster, penguin_model, caplog):
