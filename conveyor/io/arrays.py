@@ -26,7 +26,14 @@ from conveyor.types import ConveyorError
 if TYPE_CHECKING:
     from conveyor.io.examples import ExamplesLike, ExamplesSource
 
-__all__ = ["arrow_mask", "batch_to_numpy", "bool_mask", "check_features", "is_list_type"]
+__all__ = [
+    "arrow_mask",
+    "batch_to_numpy",
+    "bool_mask",
+    "check_features",
+    "is_list_type",
+    "row_numbers",
+]
 
 
 _LIST_TYPES = (
@@ -48,6 +55,13 @@ def arrow_mask(mask: np.ndarray) -> pa.BooleanArray:
     """A NumPy bool array as an Arrow one, packed directly (``pa.array`` imports pandas)."""
     bits = np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
     return pa.BooleanArray.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(bits)])
+
+
+def row_numbers(rows: np.ndarray) -> pa.Int64Array:
+    """NumPy row numbers as an Arrow array for ``take``, sharing the memory (``pa.array``
+    imports pandas)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    return pa.Int64Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
 
 
 def bool_mask(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conveyor.io.arrays import arrow_mask, bool_mask
+from conveyor.io.arrays import arrow_mask, bool_mask, row_numbers
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,10 @@ def test_splitting_rows_does_not_import_pandas(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["500", "False"]
+
+
+def test_row_numbers_take_those_rows_in_order():
+    batch = pa.record_batch({"a": [10, 11, 12, 13, 14], "s": ["v", "w", None, "y", "z"]})
+    picked = batch.take(row_numbers(np.flatnonzero(np.array([1, 0, 1, 0, 1], dtype=bool))))
+    assert picked.to_pydict() == {"a": [10, 12, 14], "s": ["v", None, "z"]}
+    assert len(row_numbers(np.array([], dtype=np.intp))) == 0
