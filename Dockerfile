@@ -24,9 +24,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8501
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY conveyor ./conveyor
-RUN pip install ".[${EXTRAS}]" \
+# Installed from a copy outside the working directory, removed once installed: the steps
+# import the installed package (its wheel's files), never a source tree that shadows it.
+COPY pyproject.toml README.md /tmp/conveyor/
+COPY conveyor /tmp/conveyor/conveyor
+RUN pip install "/tmp/conveyor[${EXTRAS}]" \
+    && rm -rf /tmp/conveyor \
     && useradd --create-home --uid 1000 conveyor \
     && mkdir -p "${CONVEYOR_HOME}" \
     && chown conveyor "${CONVEYOR_HOME}"
