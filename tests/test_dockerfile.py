@@ -36,7 +36,7 @@ def test_dockerfile_installs_conveyor_with_the_extras_argument_on_a_slim_base():
     assert set(args["EXTRAS"].split(",")) <= set(extras)
     package = _installed_from(instructions)
     copied = {source: dest for op, a in instructions if op == "COPY" for source, dest in
-              _copies(a)}  # fmt: skip
+              _copies(a, _workdir(instructions))}  # fmt: skip
     assert copied["conveyor"] == f"{package}/conveyor"
     assert copied["pyproject.toml"] == f"{package}/pyproject.toml"
 
@@ -61,26 +61,29 @@ def _installed_from(instructions: list[tuple[str, str]]) -> str:
     return found.group(1)
 
 
-def _copies(argument: str) -> list[tuple[str, str]]:
+def _workdir(instructions: list[tuple[str, str]]) -> str:
+    return [a for op, a in instructions if op == "WORKDIR"][-1]
+
+
+def _copies(argument: str, workdir: str) -> list[tuple[str, str]]:
     """(source, absolute destination) for each source of a COPY, as Docker places them: a
     destination ending in / is a folder the sources go into; a folder copies its contents."""
     *sources, dest = argument.split()
-    workdir = [a for op, a in _instructions() if op == "WORKDIR"][-1]
     dest = dest if dest.startswith("/") else f"{workdir}/{dest.removeprefix('./')}"
     if dest.endswith("/"):
         return [(source, dest + Path(source).name) for source in sources]
     return [(source, dest) for source in sources]
 
 
-def _build(image: Path) -> None:
+def _build(image: Path, instructions: list[tuple[str, str]]) -> None:
     """The image's COPY steps under `image` (its /), less what .dockerignore leaves out."""
     ignored = [p.removeprefix("**/") for p in (REPO / ".dockerignore").read_text().split()]
 
     def skip(folder: str, names: list[str]) -> set[str]:
         return {name for name in names if any(fnmatch.fnmatch(name, p) for p in ignored)}
 
-    for op, argument in _instructions():
-        for source, dest in _copies(argument) if op == "COPY" else []:
+    for op, argument in instructions:
+        for source, dest in _copies(argument, _workdir(instructions)) if op == "COPY" else []:
             target = image / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             if (REPO / source).is_dir():
@@ -94,10 +97,10 @@ def test_the_image_context_installs_as_a_wheel_and_runs_a_kubeflow_step(tmp_path
     templates and static files of the reports and the UI too), and from that install the
     penguin pipeline's first steps run as Kubeflow runs them, and the model server's module
     starts. The checkout's own install stays out of the way."""
-    image, site = tmp_path / "image", tmp_path / "site"
-    _build(image)
-    workdir = [a for op, a in _instructions() if op == "WORKDIR"][-1]
-    app, package = image / workdir.lstrip("/"), image / _installed_from(_instructions()).lstrip("/")
+    image, site, instructions = tmp_path / "image", tmp_path / "site", _instructions()
+    _build(image, instructions)
+    app = image / _workdir(instructions).lstrip("/")
+    package = image / _installed_from(instructions).lstrip("/")
     assert not (app / "conveyor").exists()  # nothing in the working directory shadows it
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
     if importlib.util.find_spec("setuptools") and importlib.util.find_spec("wheel"):

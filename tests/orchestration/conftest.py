@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -82,28 +82,23 @@ def _two_node_cluster(*, ray_data_always: bool = False) -> Iterator[tuple[object
 
     from conveyor.io import distributed
 
-    keys = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", distributed.MIN_ROWS_ENV)
-    saved = {key: os.environ.get(key) for key in keys}
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if ray_data_always:
-        os.environ[distributed.MIN_ROWS_ENV] = "0"
-    loopback = {"node_ip_address": "127.0.0.1"}  # not the machine's external interface
-    cluster = cluster_utils.Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
-    )
-    try:
-        worker = cluster.add_node(num_cpus=2, **loopback)
-        cluster.wait_for_nodes()
-        yield cluster, worker
-    finally:
-        distributed.shutdown()
-        cluster.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # Loopback only: tests/conftest.py sets RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray
+    # is imported, and each node binds 127.0.0.1.
+    with pytest.MonkeyPatch.context() as env:  # the environment is restored on the way out
+        if ray_data_always:
+            env.setenv(distributed.MIN_ROWS_ENV, "0")
+        loopback = {"node_ip_address": "127.0.0.1"}  # not the machine's external interface
+        cluster = cluster_utils.Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "include_dashboard": False, **loopback},
+        )
+        try:
+            worker = cluster.add_node(num_cpus=2, **loopback)
+            cluster.wait_for_nodes()
+            yield cluster, worker
+        finally:
+            distributed.shutdown()
+            cluster.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +110,6 @@ def two_node_cluster() -> Callable[..., contextlib.AbstractContextManager]:
 def _local_and_ray(make: Callable, tmp: Path, name: str, cluster, metadata_url: str) -> tuple:
     """`make(folder, name, metadata_url)`'s pipeline run by the local runner (its own SQLite
     store) and by the Ray runner on `cluster` (the shared store at `metadata_url`)."""
-    import time
-
     from conveyor import LocalRunner, RayRunner
 
     local = make(tmp / "local", f"{name}-local", f"sqlite:///{tmp / 'md.db'}")
