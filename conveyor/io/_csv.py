@@ -175,12 +175,13 @@ class _FastCsv:
     """The common case: windows of whole records, each parsed by ``read_csv`` on all cores
     while a thread reads and cuts the next window.
 
-    A window is cut at the last newline outside quotes. Quotes are followed by parity,
-    which matches pyarrow's parse when the quoting is regular (a quote opens a field or
-    closes one, or is doubled inside it); on anything else the rest of the file goes through
-    pyarrow's streaming reader. ``offset`` and ``delivered`` say where a careful read must
-    resume: the window (or stream) that failed starts at ``offset``, and ``delivered`` of its
-    rows went out already.
+    A window is cut at its last newline and kept if each of its lines parsed as one record.
+    Once a quoted value spans lines, windows are cut at the last newline outside quotes,
+    followed by parity, which matches pyarrow's parse when the quoting is regular (a quote
+    opens a field or closes one, or is doubled inside it); on anything else the rest of the
+    file goes through pyarrow's streaming reader. ``offset`` and ``delivered`` say where a
+    careful read must resume: the window (or stream) that failed starts at ``offset``, and
+    ``delivered`` of its rows went out already.
     """
 
     def __init__(self, file: _CsvFile, schema: pa.Schema) -> None:
@@ -192,7 +193,7 @@ class _FastCsv:
         with fsx.open_file(self.file.uri, "rb") as handle:
             # A thread reads, cuts and parses the next window while this one's batches are
             # split and written.
-            windows = prefetch(self._parsed(_windows(handle, self.file.window)), depth=1)
+            windows = prefetch(self._parsed(handle), depth=1)
             try:
                 for size, parsed in windows:
                     if size is None:
@@ -202,36 +203,82 @@ class _FastCsv:
                         return
                     if isinstance(parsed, pa.ArrowInvalid):
                         raise parsed
-                    for batch in parsed.combine_chunks().to_batches():
+                    batches = parsed.combine_chunks().to_batches()
+                    del parsed  # the parse's blocks, copied into one batch
+                    for batch in batches:
                         yield self._delivering(batch)
                     self.offset += size
                     self.delivered = 0
             finally:
                 windows.close()
 
-    def _parsed(
-        self, windows: Iterator[tuple[memoryview | None, bool]]
-    ) -> Iterator[tuple[int | None, pa.Table | pa.ArrowInvalid | None]]:
-        """Each window's size and its parsed table (or the error that stops the fast read)."""
-        first = True
-        for data, quoted in windows:
-            if data is None:
-                yield None, None
+    def _parsed(self, handle: IO[bytes]) -> Iterator[tuple[int | None, pa.Table | None]]:
+        """Each window's size and its parsed table (or the error that stops the fast read);
+        ``(None, None)`` where it is unsure where records end, and nothing after.
+
+        A window is first cut at its last newline and parsed as if no quoted value spanned
+        lines, which needs no look at its quotes. The parse is kept if it holds one row per
+        line and its last row does not run past the cut; otherwise that window and the rest
+        of the file are cut by quote parity (:func:`_cut`).
+        """
+        leftover, first, by_parity = b"", True, False
+        while True:
+            buffer = bytearray(self.file.window)  # fresh each time: the table may point into it
+            buffer[: len(leftover)] = leftover
+            size = len(leftover) + _read_into(handle, memoryview(buffer)[len(leftover) :])
+            if not size:
                 return
-            try:
-                table = pcsv.read_csv(
-                    pa.BufferReader(pa.py_buffer(data)),
-                    read_options=pcsv.ReadOptions(
-                        block_size=_MiB, column_names=None if first else self.file.names
-                    ),
-                    parse_options=pcsv.ParseOptions(newlines_in_values=quoted),
-                    convert_options=_convert_options(self.types, self.schema.names),
-                )
-            except pa.ArrowInvalid as exc:
-                yield len(data), exc
+            eof = size < self.file.window
+            parsed = None if by_parity else self._by_lines(buffer, size, eof, first)
+            if parsed is None:
+                by_parity = True
+                cut = _cut(buffer, size, eof)
+                if cut is None:
+                    yield None, None
+                    return
+                end, quoted = cut
+                parsed = end, self._parse(memoryview(buffer)[:end], quoted, first)
+            end, table = parsed
+            del parsed  # held no longer than the consumer needs it
+            yield end, table
+            if isinstance(table, pa.ArrowInvalid):
                 return
-            first = False
-            yield len(data), table
+            del table
+            first, leftover = False, bytes(buffer[end:size])
+            if eof and not leftover:
+                return
+
+    def _by_lines(
+        self, buffer: bytearray, size: int, eof: bool, first: bool
+    ) -> tuple[int, pa.Table] | None:
+        """The window up to its last newline, parsed, if each line in it is one record."""
+        end = size if eof else buffer.rfind(b"\n", 0, size) + 1
+        if not end:
+            return None
+        table = self._parse(memoryview(buffer)[:end], False, first)
+        if buffer.find(b'"', 0, end) < 0:  # memchr: without quotes, a line is a record
+            return end, table
+        if isinstance(table, pa.ArrowInvalid):
+            return None  # perhaps a quoted newline where pyarrow split the window
+        data = np.frombuffer(buffer, np.uint8, count=end)
+        lines = int(np.count_nonzero(data == ord("\n"))) + int(data[-1] != ord("\n"))
+        records = lines - (self.file.header_lines if first else 0)
+        if table.num_rows != records or (records and _spans_lines(table, records - 1)):
+            return None  # a quoted newline, a blank line or a record cut short at the end
+        return end, table
+
+    def _parse(self, data: memoryview, quoted: bool, first: bool) -> pa.Table | pa.ArrowInvalid:
+        try:
+            return pcsv.read_csv(
+                pa.BufferReader(pa.py_buffer(data)),
+                read_options=pcsv.ReadOptions(
+                    block_size=_MiB, column_names=None if first else self.file.names
+                ),
+                parse_options=pcsv.ParseOptions(newlines_in_values=quoted),
+                convert_options=_convert_options(self.types, self.schema.names),
+            )
+        except pa.ArrowInvalid as exc:
+            return exc
 
     def _streamed(self, handle: IO[bytes]) -> Iterator[pa.RecordBatch]:
         """pyarrow's streaming reader from ``offset`` on; the last batch waits for a check."""
@@ -259,28 +306,6 @@ class _FastCsv:
         self.delivered += batch.num_rows
         self.rows += batch.num_rows
         return batch
-
-
-def _windows(handle: IO[bytes], window: int) -> Iterator[tuple[memoryview | None, bool]]:
-    """Whole records of up to ``window`` bytes each, and whether a quoted value in them spans
-    lines; ``(None, False)`` where it is unsure where records end, and nothing after."""
-    leftover = b""
-    while True:
-        buffer = bytearray(window)  # fresh each time: the parsed table may point into it
-        buffer[: len(leftover)] = leftover
-        size = len(leftover) + _read_into(handle, memoryview(buffer)[len(leftover) :])
-        if not size:
-            return
-        eof = size < window
-        cut = _cut(buffer, size, eof)
-        if cut is None:
-            yield None, False
-            return
-        end, quoted = cut
-        yield memoryview(buffer)[:end], quoted
-        leftover = bytes(buffer[end:size])
-        if eof and not leftover:
-            return
 
 
 def _cut(buffer: bytearray, size: int, eof: bool) -> tuple[int, bool] | None:
@@ -322,7 +347,7 @@ def _regular_quotes(arr: np.ndarray, quotes: np.ndarray) -> bool:
     return bool(_EDGES[arr[opening - 1]].all() and _EDGES[arr[closing + 1]].all())
 
 
-def _spans_lines(batch: pa.RecordBatch, row: int) -> bool:
+def _spans_lines(batch: pa.RecordBatch | pa.Table, row: int) -> bool:
     for column in batch.columns:
         if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
             value = column[row].as_py()
