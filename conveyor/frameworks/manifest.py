@@ -21,6 +21,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from conveyor.io import filesystems as fsx
@@ -199,6 +200,14 @@ _KNOWN_DISTRIBUTIONS = {
 }
 
 
+def _first_installed(names: Sequence[str]) -> tuple[str, str] | None:
+    """The first of ``names`` that is an installed distribution, and its version."""
+    for name in names:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return name, importlib.metadata.version(name)
+    return None
+
+
 class Versions:
     """Versions of conveyor, the adapter and the framework's distributions."""
 
@@ -211,10 +220,8 @@ class Versions:
 
     def _distribution(self, module: str) -> tuple[str, str] | None:
         top = module.split(".", 1)[0]
-        for name in (*_KNOWN_DISTRIBUTIONS.get(top, (top,)), *self._listed(top)):
-            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-                return name, importlib.metadata.version(name)
-        return None
+        usual = _KNOWN_DISTRIBUTIONS.get(top, (top,))
+        return _first_installed(usual) or _first_installed(self._listed(top))
 
     def _listed(self, top: str) -> list[str]:
         """Every installed distribution providing ``top`` (reading them all takes a while:

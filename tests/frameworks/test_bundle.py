@@ -397,6 +397,34 @@ def test_save_model_takes_a_framework_by_name(tmp_path, classifier, fitted):
         save_model(classifier, str(tmp_path / "n"), framework="sklearnn", features=FEATURES)
 
 
+def test_requirements_pin_the_framework_without_reading_every_installed_distribution(
+    tmp_path, classifier, fitted, monkeypatch
+):
+    import importlib.metadata
+
+    def every_distribution():  # reads every installed package's file list: a second or so
+        raise AssertionError("read every installed distribution")
+
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", every_distribution)
+    save_model(classifier, str(tmp_path / "m"), features=FEATURES, transform=fitted)
+
+    lines = (tmp_path / "m" / "requirements.txt").read_text().splitlines()
+    assert lines[1] == f"scikit-learn=={importlib.metadata.version('scikit-learn')}"
+
+
+def test_requirements_find_a_distribution_named_unlike_its_module():
+    import importlib.metadata
+
+    from conveyor.frameworks.manifest import Versions
+
+    class DateutilAdapter:  # what Versions reads of an adapter
+        extra, modules = None, ("dateutil.parser",)
+
+    found = Versions(DateutilAdapter()).requirements()  # type: ignore[arg-type]
+
+    assert found[1] == f"python-dateutil=={importlib.metadata.version('python-dateutil')}"
+
+
 def test_save_model_takes_a_saved_transform_by_uri(tmp_path, classifier, fitted, frame):
     fitted.save(str(tmp_path / "tf"))
     uri = save_model(
