@@ -150,7 +150,7 @@ def _read_csv(
 def _csv_batches(
     file: _CsvFile, schema: pa.Schema, bad_rows: BadRows, batch_size: int
 ) -> Iterator[pa.RecordBatch]:
-    fast = _FastCsv(file, schema)
+    fast = _FastCsv(file, schema, batch_size)
     try:
         for batch in fast.batches():
             yield from _slices(_as_schema(batch, schema), batch_size)
@@ -184,8 +184,11 @@ class _FastCsv:
     ``delivered`` of its rows went out already.
     """
 
-    def __init__(self, file: _CsvFile, schema: pa.Schema) -> None:
-        self.file, self.schema = file, schema
+    def __init__(self, file: _CsvFile, schema: pa.Schema, batch_size: int) -> None:
+        self.file, self.schema, self.batch_size = file, schema, batch_size
+        # Blocks that share a window among the cores: fewer and larger than pyarrow's 1 MiB,
+        # so a window's rows come out in batches large enough to split and write as they are.
+        self.block_size = max(_MiB, file.window // pa.cpu_count())
         self.offset, self.delivered, self.rows = 0, 0, 0
         self.types = {f.name: _csv_read_type(f) for f in schema}
 
@@ -203,9 +206,7 @@ class _FastCsv:
                         return
                     if isinstance(parsed, pa.ArrowInvalid):
                         raise parsed
-                    batches = parsed.combine_chunks().to_batches()
-                    del parsed  # the parse's blocks, copied into one batch
-                    for batch in batches:
+                    for batch in self._batches(parsed):
                         yield self._delivering(batch)
                     self.offset += size
                     self.delivered = 0
@@ -272,13 +273,19 @@ class _FastCsv:
             return pcsv.read_csv(
                 pa.BufferReader(pa.py_buffer(data)),
                 read_options=pcsv.ReadOptions(
-                    block_size=_MiB, column_names=None if first else self.file.names
+                    block_size=self.block_size, column_names=None if first else self.file.names
                 ),
                 parse_options=pcsv.ParseOptions(newlines_in_values=quoted),
                 convert_options=_convert_options(self.types, self.schema.names),
             )
         except pa.ArrowInvalid as exc:
             return exc
+
+    def _batches(self, table: pa.Table) -> list[pa.RecordBatch]:
+        """A window's rows as batches: its blocks, or one batch if blocks are small."""
+        if table.num_rows < table.column(0).num_chunks * self.batch_size // 8:
+            table = table.combine_chunks()  # a copy, but small batches cost more downstream
+        return table.to_batches()
 
     def _streamed(self, handle: IO[bytes]) -> Iterator[pa.RecordBatch]:
         """pyarrow's streaming reader from ``offset`` on; the last batch waits for a check."""
