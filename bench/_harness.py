@@ -60,11 +60,16 @@ def measure(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def best(code: str, repeats: int, *args: str) -> dict:
-    """The fastest of ``repeats`` fresh-process measurements, with the highest peak."""
-    runs = [measure(code, *args) for _ in range(repeats)]
-    return {"seconds": min(r["seconds"] for r in runs), "rows": runs[0]["rows"],
-            "peak_kb": max(r["peak_kb"] for r in runs)}  # fmt: skip
+def best_of_each(snippets: list[tuple[str, ...]], repeats: int) -> list[dict]:
+    """For each ``(code, *args)``, the fastest of ``repeats`` fresh-process measurements
+    with the highest peak. They are measured in turns (one of each, ``repeats`` times), so
+    that a slow spell of the machine falls on all of them alike."""
+    runs: list[list[dict]] = [[] for _ in snippets]
+    for _ in range(repeats):
+        for measured, (code, *args) in zip(runs, snippets, strict=True):
+            measured.append(measure(code, *args))
+    return [{"seconds": min(r["seconds"] for r in measured), "rows": measured[0]["rows"],
+             "peak_kb": max(r["peak_kb"] for r in measured)} for measured in runs]  # fmt: skip
 
 
 def print_header(title: str, source: str, repeats: int) -> None:

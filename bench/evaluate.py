@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import best, pipeline_script, print_header, print_row
+from _harness import best_of_each, pipeline_script, print_header, print_row
 from datasets import OUT, TAXI, make_taxi
 
 FEATURES = ["fare", "trip_miles", "trip_start_hour", "trip_start_day", "trip_start_month"]
@@ -148,9 +148,14 @@ def main() -> None:
     parquet = examples / "Split-eval" / "part-00000.parquet"
     with tempfile.TemporaryDirectory() as tmp:
         model = train_bundle(os.path.join(tmp, "model"))
-        predict = best(PREDICT, args.repeats, str(parquet), model)
-        floor = best(FLOOR, args.repeats, str(parquet), model)
-        ours = best(EVALUATOR, args.repeats, str(examples), model, tmp)
+        predict, floor, ours = best_of_each(
+            [
+                (PREDICT, str(parquet), model),
+                (FLOOR, str(parquet), model),
+                (EVALUATOR, str(examples), model, tmp),
+            ],
+            args.repeats,
+        )
     assert predict["rows"] == floor["rows"] == ours["rows"] == args.rows, (floor, ours)
     print_header(
         "Conveyor Evaluator benchmark (24 slices by trip_start_hour and Overall)",

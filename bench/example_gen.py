@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import best, floor_script, pipeline_script, print_header, print_row
+from _harness import best_of_each, floor_script, pipeline_script, print_header, print_row
 from datasets import make_taxi
 
 FLOOR = floor_script("import pyarrow.csv as pacsv", "pacsv.read_csv(path)")
@@ -52,8 +52,9 @@ def main() -> None:
         csv_dir = Path(tmp, "input")
         csv_dir.mkdir()
         os.link(csv_path, csv_dir / csv_path.name)
-        floor = best(FLOOR, args.repeats, str(csv_path))
-        ours = best(OURS, args.repeats, str(csv_dir), tmp)
+        floor, ours = best_of_each(
+            [(FLOOR, str(csv_path)), (OURS, str(csv_dir), tmp)], args.repeats
+        )
     assert ours["rows"] == floor["rows"], (ours, floor)
     ratio = ours["seconds"] / floor["seconds"]
     peak_mb = ours["peak_kb"] / 1024

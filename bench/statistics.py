@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (
-    best,
+    best_of_each,
     examples_folder,
     floor_script,
     measure_sizes,
@@ -53,8 +53,7 @@ def run_size(rows: int, repeats: int, tmp: str) -> tuple[dict, dict]:
     """(floor, ours) for a ``rows``-row table; ours best of ``repeats`` fresh pipelines."""
     _, parquet_path = make_taxi(rows)
     folder = examples_folder(parquet_path, tmp)
-    floor = best(FLOOR, repeats, str(parquet_path))
-    ours = best(OURS, repeats, str(folder), tmp)
+    floor, ours = best_of_each([(FLOOR, str(parquet_path)), (OURS, str(folder), tmp)], repeats)
     assert ours["rows"] == floor["rows"] == rows, (ours, floor)
     return floor, ours
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (
-    best,
+    best_of_each,
     examples_folder,
     floor_script,
     measure_sizes,
@@ -71,9 +71,10 @@ def run_size(rows: int, repeats: int, tmp: str) -> tuple[dict, dict, dict]:
     """(floor, ours, ours without statistics) for a ``rows``-row table."""
     _, parquet_path = make_taxi(rows)
     folder = examples_folder(parquet_path, tmp)
-    floor = best(FLOOR, repeats, str(parquet_path))
-    ours = best(OURS, repeats, str(folder), tmp)
-    no_stats = best(NO_STATS, repeats, str(folder), tmp)
+    floor, ours, no_stats = best_of_each(
+        [(FLOOR, str(parquet_path)), (OURS, str(folder), tmp), (NO_STATS, str(folder), tmp)],
+        repeats,
+    )
     assert ours["rows"] == no_stats["rows"] == floor["rows"] == rows, (ours, floor)
     return floor, ours, no_stats
 
