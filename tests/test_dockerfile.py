@@ -82,8 +82,9 @@ def _build(image: Path, instructions: list[tuple[str, str]]) -> None:
     def skip(folder: str, names: list[str]) -> set[str]:
         return {name for name in names if any(fnmatch.fnmatch(name, p) for p in ignored)}
 
+    workdir = _workdir(instructions)
     for op, argument in instructions:
-        for source, dest in _copies(argument, _workdir(instructions)) if op == "COPY" else []:
+        for source, dest in _copies(argument, workdir) if op == "COPY" else []:
             target = image / dest.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             if (REPO / source).is_dir():

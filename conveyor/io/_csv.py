@@ -213,7 +213,9 @@ class _FastCsv:
             finally:
                 windows.close()
 
-    def _parsed(self, handle: IO[bytes]) -> Iterator[tuple[int | None, pa.Table | None]]:
+    def _parsed(
+        self, handle: IO[bytes]
+    ) -> Iterator[tuple[int | None, pa.Table | pa.ArrowInvalid | None]]:
         """Each window's size and its parsed table (or the error that stops the fast read);
         ``(None, None)`` where it is unsure where records end, and nothing after.
 
@@ -251,9 +253,9 @@ class _FastCsv:
 
     def _by_lines(
         self, buffer: bytearray, size: int, eof: bool, first: bool
-    ) -> tuple[int, pa.Table] | None:
+    ) -> tuple[int, pa.Table | pa.ArrowInvalid] | None:
         """The window up to its last newline, parsed, if each line in it is one record."""
-        end = size if eof else buffer.rfind(b"\n", 0, size) + 1
+        end = _lines_end(buffer, size, eof)
         if not end:
             return None
         table = self._parse(memoryview(buffer)[:end], False, first)
@@ -315,11 +317,16 @@ class _FastCsv:
         return batch
 
 
+def _lines_end(buffer: bytearray, size: int, eof: bool) -> int:
+    """Where the window's last whole line ends (0: no newline in it)."""
+    return size if eof else buffer.rfind(b"\n", 0, size) + 1
+
+
 def _cut(buffer: bytearray, size: int, eof: bool) -> tuple[int, bool] | None:
     """Where the window's last whole record ends and whether a quoted value in it spans
     lines; None if unsure."""
     if buffer.find(b'"', 0, size) < 0:  # memchr: the common case costs next to nothing
-        end = size if eof else buffer.rfind(b"\n", 0, size) + 1
+        end = _lines_end(buffer, size, eof)
         return (end, False) if end else None
     arr = np.frombuffer(buffer, np.uint8, count=size)
     quotes = np.flatnonzero(arr == ord('"'))
